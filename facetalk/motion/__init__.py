@@ -1,0 +1,1 @@
+"""motion stage (see DESIGN.md)."""
