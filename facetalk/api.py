@@ -1,0 +1,57 @@
+"""The Python API: a small, stable facade over the pipeline stages.
+
+    avatar = Avatar.from_image("me.jpg")
+    avatar.render_to("out.mp4", "voice.wav")
+    for frame in avatar.speak("voice.wav"):   # RGB uint8 frames, 512x512 by default
+        ...
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from facetalk.face.rig import FaceRig, build_rig
+from facetalk.media.image import read_image
+from facetalk.motion.controls import Controls
+from facetalk.motion.generate import generate
+from facetalk.pipeline import Progress, RenderSummary, features_from_audio, frames, write_video
+from facetalk.render.paste import Paster
+
+PathLike = str | os.PathLike[str]
+
+
+@dataclass(frozen=True)
+class Avatar:
+    """A portrait analysed once, ready to speak any number of clips."""
+
+    rig: FaceRig
+    photo: np.ndarray
+    source: str | None = None
+
+    @staticmethod
+    def from_image(image: PathLike | np.ndarray, size: int = 512, face: int | None = None) -> "Avatar":
+        """From a file path or an RGB uint8 array (H, W, 3)."""
+        if isinstance(image, np.ndarray):
+            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+                raise ValueError(f"expected an (H, W, 3) uint8 RGB array, got {image.shape} {image.dtype}")
+            photo, source = image, None
+        else:
+            photo, source = read_image(image), os.fspath(image)
+        return Avatar(build_rig(photo, size=size, face=face), photo, source)
+
+    def speak(self, audio: PathLike, controls: Controls = Controls(), fps: float = 25.0,
+              full_frame: bool = False) -> Iterator[np.ndarray]:
+        """RGB frames of the avatar saying `audio`, one per 1/fps s of it."""
+        track = generate(features_from_audio(audio, fps), controls)
+        paster = Paster(self.photo, self.rig.crop_to_photo, self.rig.size) if full_frame else None
+        return frames(self.rig, track, paster)
+
+    def render_to(self, path: PathLike, audio: PathLike, controls: Controls = Controls(), fps: float = 25.0,
+                  full_frame: bool = False, progress: Progress | None = None) -> RenderSummary:
+        """Write an MP4 (H.264 + AAC with the original audio) atomically to `path`."""
+        return write_video(self.rig, self.photo, audio, path, fps=fps, controls=controls,
+                           full_frame=full_frame, progress=progress)

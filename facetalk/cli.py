@@ -1,0 +1,117 @@
+"""`facetalk`: the command line. Every user error is one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+from facetalk import __version__
+from facetalk.errors import FacetalkError
+from facetalk.motion.controls import Controls
+
+DEMO_PORTRAIT = "portrait.png"  # public-domain NASA photo (see facetalk/assets/SOURCES.md)
+DEMO_VOICE = "voice.wav"  # made by tools/make_demo_voice.sh
+
+
+def _progress_bar(enabled: bool):
+    """A tqdm callback (frames done, total) on stderr, or None when quiet."""
+    if not enabled:
+        return None, lambda: None
+    from tqdm import tqdm
+
+    state: dict[str, tqdm] = {}
+
+    def update(done: int, total: int) -> None:
+        bar = state.get("bar")
+        if bar is None:
+            bar = state["bar"] = tqdm(total=total, unit="frame", file=sys.stderr, leave=False, dynamic_ncols=True)
+        bar.update(done - bar.n)
+
+    def close() -> None:
+        if "bar" in state:
+            state["bar"].close()
+
+    return update, close
+
+
+def _add_render_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--size", type=int, default=512, help="side of the square crop in px (default 512)")
+    p.add_argument("--fps", type=float, default=25.0, help="frames per second (default 25)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the motion; same seed, same video")
+    p.add_argument("--full-frame", action="store_true",
+                   help="paste the animated face back into the whole photo (longer side at most 1920 px)")
+    p.add_argument("--face", type=int, default=None, metavar="N",
+                   help="which face to animate when the photo has several (0 = largest)")
+    p.add_argument("--motion-intensity", type=float, default=1.0, metavar="X",
+                   help="head motion: 0 = still, 1 = natural (default), up to 3")
+    p.add_argument("--no-blink", action="store_true", help="keep the eyes open")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="facetalk", description="Photo + voice -> talking-face video, on a CPU.")
+    parser.add_argument("--version", action="version", version=f"facetalk {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    gen = sub.add_parser("generate", help="render PHOTO saying VOICE to an MP4")
+    gen.add_argument("--image", required=True, help="portrait photo (JPEG, PNG, WebP, ...)")
+    gen.add_argument("--audio", required=True, help="voice clip (WAV, MP3, M4A, FLAC, OGG, or a video's sound)")
+    gen.add_argument("-o", "--output", required=True, help="output MP4 path")
+    _add_render_options(gen)
+    demo = sub.add_parser("demo", help="render the built-in portrait saying the built-in voice clip")
+    demo.add_argument("-o", "--output", default="facetalk_demo.mp4", help="output MP4 (default facetalk_demo.mp4)")
+    _add_render_options(demo)
+    bench = sub.add_parser("bench", help="measure speed: rendering, end to end, photo analysis")
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.add_argument("--image", default=None, help="portrait to measure with (default: the demo's)")
+    bench.add_argument("--seconds", type=float, default=10.0, help="seconds of audio for the end-to-end run")
+    return parser
+
+
+def _controls(args: argparse.Namespace) -> Controls:
+    if not 0 <= args.motion_intensity <= 3:
+        raise FacetalkError(f"--motion-intensity must be within 0..3, got {args.motion_intensity}")
+    return Controls(seed=args.seed, motion_intensity=args.motion_intensity, blink=not args.no_blink)
+
+
+def _render(image: str, audio: str, args: argparse.Namespace) -> None:
+    from facetalk.pipeline import render_video
+
+    update, close = _progress_bar(not args.quiet and sys.stderr.isatty())
+    try:
+        summary = render_video(image, audio, args.output, size=args.size, fps=args.fps, controls=_controls(args),
+                               full_frame=args.full_frame, face=args.face, progress=update)
+    finally:
+        close()
+    for note in summary.notes:
+        print(f"facetalk: note: {note}", file=sys.stderr)
+    print(f"wrote {args.output}: {summary.frames} frames ({summary.video_seconds:.2f} s of video, "
+          f"{summary.width}x{summary.height}) in {summary.seconds:.2f} s = {summary.fps:.1f} fps")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "generate":
+            _render(args.image, args.audio, args)
+        elif args.command == "demo":
+            assets = resources.files("facetalk.assets")
+            with resources.as_file(assets / DEMO_PORTRAIT) as img, resources.as_file(assets / DEMO_VOICE) as voice:
+                _render(str(img), str(voice), args)
+        elif args.command == "bench":
+            from facetalk.bench import run_bench
+
+            run_bench(image=args.image, seconds=args.seconds, as_json=args.json)
+    except FacetalkError as exc:
+        print(f"facetalk: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("facetalk: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,212 @@
+"""Expression displacement fields, authored on each subject's own face in the canonical frame.
+
+Each coefficient in [0, 1] owns a field of 3D offsets (centimetres, canonical frame) over the 478
+landmarks; a frame's face is the neutral shape plus the weighted sum of fields. The fields are
+built from anatomy rather than learned: the jaw rotates about its hinge, lip corners pull along the
+cheek, lids slide over the eyeball to the opposite lid. Sizes are set against real faces (a wide
+open jaw drops the lower lip about 2 cm; a smile moves a corner about 0.7 cm).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from facetalk.face import landmarks as L
+from facetalk.motion.track import EXPRESSIONS
+
+JAW_MAX_RAD = 0.28  # rad: jaw rotation at jawOpen = 1 (lower lip drops ~2 cm)
+SMILE_CM = np.array([0.55, 0.45, -0.25])  # corner offset (out, up, back) of a full smile
+STRETCH_CM = np.array([0.45, -0.15, -0.1])
+BROW_RAISE_CM = 0.45
+LID_SIGMA_CM = 0.32  # how far above the lid the skin follows it
+
+
+def _rbf(shape: np.ndarray, idx: list[int] | tuple[int, ...], disp: np.ndarray, sigma: float) -> np.ndarray:
+    """Spread offsets given at control landmarks smoothly over the face (Gaussian falloff)."""
+    ctrl = shape[list(idx)]
+    d2 = ((shape[:, None, :] - ctrl[None, :, :]) ** 2).sum(-1)
+    w = np.exp(-d2 / (2 * sigma**2))
+    field = (w @ disp) / np.maximum(1.0, w.sum(1, keepdims=True))
+    field[list(idx)] = disp
+    return field
+
+
+def _side(shape: np.ndarray, sign: float) -> np.ndarray:
+    """Soft 0..1 mask of one half of the face (sign +1: subject's left = +x)."""
+    return 1.0 / (1.0 + np.exp(-sign * shape[:, 0] / 0.4))
+
+
+def _mirror(v: np.ndarray, sign: float) -> np.ndarray:
+    return v * np.array([sign, 1.0, 1.0])
+
+
+def jaw_open(shape: np.ndarray) -> np.ndarray:
+    """Rotate everything below the mouth line about the jaw hinge (in front of the ears)."""
+    ears = shape[[234, 454]].mean(0)
+    hinge = np.array([0.0, ears[1] - 1.0, ears[2] + 1.0])
+    mouth_y = shape[list(L.LIPS_INNER)][:, 1].mean()
+    y = shape[:, 1]
+    w = np.clip((mouth_y + 0.15 - y) / 0.9, 0.0, 1.0)
+    w = w * w * (3 - 2 * w)
+    lower = list(L.LIPS_INNER_LOWER[1:-1]) + list(L.LIPS_OUTER_LOWER[1:-1])
+    upper = list(L.LIPS_INNER_UPPER[1:-1]) + list(L.LIPS_OUTER_UPPER[1:-1])
+    w[lower] = 1.0
+    w[upper] = 0.0
+    w[list(L.MOUTH_CORNERS) + [78, 308]] = 0.45
+    c, s = np.cos(JAW_MAX_RAD), np.sin(JAW_MAX_RAD)
+    rot = np.array([[1, 0, 0], [0, c, -s], [0, s, c]])  # chin moves down and back
+    moved = (shape - hinge) @ rot.T + hinge
+    return (moved - shape) * w[:, None]
+
+
+def _lip_gap_field(shape: np.ndarray, upper_share: float) -> np.ndarray:
+    """Bring the inner lips together (they meet `upper_share` of the way down)."""
+    up, lo = L.LIPS_INNER_UPPER[1:-1], L.LIPS_INNER_LOWER[-2:0:-1]
+    gap = shape[list(lo)] - shape[list(up)]
+    gap[:, 0] = 0.0
+    gap[:, 2] = 0.0
+    idx = list(up) + list(lo)
+    disp = np.concatenate([gap * upper_share, -gap * (1 - upper_share)])
+    outer = list(L.LIPS_OUTER_UPPER[1:-1]) + list(L.LIPS_OUTER_LOWER[1:-1])
+    f = _rbf(shape, idx, disp, 0.35)
+    f[outer] *= 0.6
+    return f
+
+
+def mouth_close(shape: np.ndarray) -> np.ndarray:
+    return _lip_gap_field(shape, 0.5)
+
+
+def mouth_press(shape: np.ndarray) -> np.ndarray:
+    """Lips pressed: closed, thinned (outer contours pulled towards the line)."""
+    f = _lip_gap_field(shape, 0.5)
+    mid = shape[list(L.LIPS_INNER)].mean(0)
+    outer = list(L.LIPS_OUTER_UPPER[1:-1]) + list(L.LIPS_OUTER_LOWER[1:-1])
+    f[outer, 1] += (mid[1] - shape[outer, 1]) * 0.3
+    return f
+
+
+def _towards_centre(shape: np.ndarray, narrow: float, forward: float, open_cm: float) -> np.ndarray:
+    lips = list(dict.fromkeys(L.LIPS_OUTER + L.LIPS_INNER))
+    centre = shape[lips].mean(0)
+    disp = np.zeros((len(lips), 3))
+    disp[:, 0] = (centre[0] - shape[lips, 0]) * narrow
+    disp[:, 2] = forward
+    lower = set(L.LIPS_INNER_LOWER[1:-1] + L.LIPS_OUTER_LOWER[1:-1])
+    upper = set(L.LIPS_INNER_UPPER[1:-1] + L.LIPS_OUTER_UPPER[1:-1])
+    for k, i in enumerate(lips):
+        if i in lower:
+            disp[k, 1] -= open_cm
+        elif i in upper:
+            disp[k, 1] += open_cm * 0.4
+    return _rbf(shape, lips, disp, 0.6)
+
+
+def mouth_funnel(shape: np.ndarray) -> np.ndarray:
+    return _towards_centre(shape, narrow=0.3, forward=0.6, open_cm=0.25)
+
+
+def mouth_pucker(shape: np.ndarray) -> np.ndarray:
+    return _towards_centre(shape, narrow=0.4, forward=0.7, open_cm=0.0)
+
+
+def _corner(shape: np.ndarray, corner: int, offset: np.ndarray, sigma: float) -> np.ndarray:
+    return _rbf(shape, [corner], offset[None, :], sigma)
+
+
+def mouth_smile(shape: np.ndarray, sign: float) -> np.ndarray:
+    corner = 291 if sign > 0 else 61
+    f = _corner(shape, corner, _mirror(SMILE_CM, sign), 1.1)
+    cheek = 425 if sign > 0 else 205
+    f += _rbf(shape, [cheek], np.array([[0.08 * sign, 0.25, 0.1]]), 1.0)
+    return f
+
+
+def mouth_stretch(shape: np.ndarray, sign: float) -> np.ndarray:
+    corner = 291 if sign > 0 else 61
+    return _corner(shape, corner, _mirror(STRETCH_CM, sign), 1.0)
+
+
+def upper_lip_up(shape: np.ndarray) -> np.ndarray:
+    idx = list(L.LIPS_INNER_UPPER[2:-2]) + list(L.LIPS_OUTER_UPPER[2:-2])
+    disp = np.tile([0.0, 0.3, 0.05], (len(idx), 1))
+    return _rbf(shape, idx, disp, 0.5)
+
+
+def lower_lip_down(shape: np.ndarray) -> np.ndarray:
+    idx = list(L.LIPS_INNER_LOWER[2:-2]) + list(L.LIPS_OUTER_LOWER[2:-2])
+    disp = np.tile([0.0, -0.3, 0.05], (len(idx), 1))
+    return _rbf(shape, idx, disp, 0.5)
+
+
+def _lid(shape: np.ndarray, upper: tuple[int, ...], lower: tuple[int, ...], close: float) -> np.ndarray:
+    """Upper lid slides `close` of the way to the lower lid (negative: opens wider)."""
+    up = list(upper[1:-1])
+    lo = list(lower[-2:0:-1])  # lower lid points matched to `up`, corner to corner
+    gap = shape[lo] - shape[up]
+    field = _rbf(shape, up, gap * close, LID_SIGMA_CM)
+    below = shape[:, 1] < shape[up][:, 1].min() - 0.05
+    field[below] = 0.0  # the lower lid and cheek do not follow the upper lid's field
+    if close > 0:
+        field[lo] = -gap * 0.12
+    return field
+
+
+def eye_blink(shape: np.ndarray, sign: float) -> np.ndarray:
+    """A closed eye: the upper lid reaches 88% down while the lower lid rises 12%."""
+    upper, lower = (L.EYE_L_UPPER, L.EYE_L_LOWER) if sign > 0 else (L.EYE_R_UPPER, L.EYE_R_LOWER)
+    return _lid(shape, upper, lower, 0.88)
+
+
+def eye_wide(shape: np.ndarray) -> np.ndarray:
+    return _lid(shape, L.EYE_L_UPPER, L.EYE_L_LOWER, -0.3) + _lid(shape, L.EYE_R_UPPER, L.EYE_R_LOWER, -0.3)
+
+
+def eye_squint(shape: np.ndarray) -> np.ndarray:
+    f = np.zeros_like(shape)
+    for upper, lower in ((L.EYE_L_UPPER, L.EYE_L_LOWER), (L.EYE_R_UPPER, L.EYE_R_LOWER)):
+        lo = list(lower[1:-1])
+        gap = shape[list(upper[-2:0:-1])] - shape[lo]
+        f += _rbf(shape, lo, gap * 0.3, 0.3)
+    return f
+
+
+def _brow(shape: np.ndarray, idx: tuple[int, ...], disp: np.ndarray) -> np.ndarray:
+    return _rbf(shape, list(idx), np.tile(disp, (len(idx), 1)), 0.9)
+
+
+def brow_inner_up(shape: np.ndarray) -> np.ndarray:
+    inner = (107, 66, 55, 65, 336, 296, 285, 295)
+    return _brow(shape, inner, np.array([0.0, BROW_RAISE_CM, 0.0]))
+
+
+def brow_outer_up(shape: np.ndarray, sign: float) -> np.ndarray:
+    outer = (300, 293, 276, 283) if sign > 0 else (70, 63, 46, 53)
+    return _brow(shape, outer, np.array([0.0, BROW_RAISE_CM, 0.0]))
+
+
+def brow_down(shape: np.ndarray, sign: float) -> np.ndarray:
+    brow = L.BROW_L if sign > 0 else L.BROW_R
+    return _brow(shape, brow, np.array([-0.12 * sign, -0.3, 0.0]))
+
+
+def cheek_raise(shape: np.ndarray) -> np.ndarray:
+    return _rbf(shape, [425, 205], np.array([[0.0, 0.3, 0.1], [0.0, 0.3, 0.1]]), 1.0)
+
+
+def build_basis(shape: np.ndarray) -> np.ndarray:
+    """(len(EXPRESSIONS), 478, 3) float32 offsets in cm for a face `shape` in the canonical frame."""
+    shape = shape.astype(np.float64)
+    builders = {
+        "jawOpen": jaw_open, "mouthClose": mouth_close, "mouthFunnel": mouth_funnel,
+        "mouthPucker": mouth_pucker, "mouthSmileL": lambda s: mouth_smile(s, 1.0),
+        "mouthSmileR": lambda s: mouth_smile(s, -1.0), "mouthStretchL": lambda s: mouth_stretch(s, 1.0),
+        "mouthStretchR": lambda s: mouth_stretch(s, -1.0), "mouthPress": mouth_press,
+        "upperLipUp": upper_lip_up, "lowerLipDown": lower_lip_down,
+        "eyeBlinkL": lambda s: eye_blink(s, 1.0), "eyeBlinkR": lambda s: eye_blink(s, -1.0),
+        "eyeWide": eye_wide, "eyeSquint": eye_squint, "browInnerUp": brow_inner_up,
+        "browOuterUpL": lambda s: brow_outer_up(s, 1.0), "browOuterUpR": lambda s: brow_outer_up(s, -1.0),
+        "browDownL": lambda s: brow_down(s, 1.0), "browDownR": lambda s: brow_down(s, -1.0),
+        "cheekRaise": cheek_raise,
+    }
+    return np.stack([builders[name](shape) for name in EXPRESSIONS]).astype(np.float32)

@@ -1,0 +1,154 @@
+"""Find faces in a photo and their 478 landmarks with MediaPipe's bundled face mesh.
+
+MediaPipe 0.10.21 ships its models inside the wheel, so this works offline. Detection runs on a
+downscaled copy (huge photos), then the mesh runs on a square crop around each face so that small
+faces in big photos still get precise landmarks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from facetalk.face.landmarks import N_LANDMARKS
+
+DETECT_MAX_SIDE = 1024  # px: detection input size; faces stay well above the detector's minimum
+MESH_CROP_SIDE = 512  # px: the mesh sees a square crop of 3x the face box, resampled to this
+
+
+@dataclass(frozen=True)
+class FaceBox:
+    """A face's square bounding box in photo pixels (centre and side)."""
+
+    cx: float
+    cy: float
+    side: float
+
+
+@contextlib.contextmanager
+def _quiet_native_logs():
+    """MediaPipe's C++ code writes INFO/WARNING lines to stderr; users should not see them."""
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        fd = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(fd, 2)
+        os.close(fd)
+
+
+def _mp():
+    with _quiet_native_logs():
+        import mediapipe as mp  # heavy import: only when a face is actually looked for
+    return mp
+
+
+def _downscale(photo: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    h, w = photo.shape[:2]
+    f = min(1.0, max_side / max(h, w))
+    if f == 1.0:
+        return photo, 1.0
+    return cv2.resize(photo, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA), f
+
+
+def _mesh_boxes(image: np.ndarray) -> list[FaceBox]:
+    """Face boxes from the mesh itself: it finds faces in paintings the detector misses."""
+    h, w = image.shape[:2]
+    boxes = []
+    for pts in mesh_landmarks(image, max_faces=5):
+        x0, y0 = pts[:, 0].min(), pts[:, 1].min()
+        x1, y1 = pts[:, 0].max(), pts[:, 1].max()
+        boxes.append(FaceBox((x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0)))
+    return boxes
+
+
+def find_faces(photo: np.ndarray) -> list[FaceBox]:
+    """All faces in an RGB photo, largest first."""
+    small, f = _downscale(photo, DETECT_MAX_SIDE)
+    h, w = small.shape[:2]
+    mp = _mp()
+    boxes: list[FaceBox] = []
+    with _quiet_native_logs():
+        for model in (1, 0):
+            with mp.solutions.face_detection.FaceDetection(
+                model_selection=model, min_detection_confidence=0.5
+            ) as det:
+                res = det.process(small)
+            for d in res.detections or []:
+                b = d.location_data.relative_bounding_box
+                side = max(b.width * w, b.height * h)
+                boxes.append(FaceBox((b.xmin + b.width / 2) * w, (b.ymin + b.height / 2) * h, side))
+            if boxes:
+                break
+    if not boxes:
+        boxes = _mesh_boxes(small)
+    boxes = _dedupe(boxes)
+    boxes.sort(key=lambda b: -b.side)
+    return [FaceBox(b.cx / f, b.cy / f, b.side / f) for b in boxes]
+
+
+def _dedupe(boxes: list[FaceBox]) -> list[FaceBox]:
+    kept: list[FaceBox] = []
+    for b in sorted(boxes, key=lambda b: -b.side):
+        if all(np.hypot(b.cx - k.cx, b.cy - k.cy) > 0.5 * max(b.side, k.side) for k in kept):
+            kept.append(b)
+    return kept
+
+
+def mesh_landmarks(image: np.ndarray, max_faces: int = 1) -> list[np.ndarray]:
+    """478 landmarks per face as (x, y, z) pixels of `image` (z: depth, larger = farther)."""
+    mp = _mp()
+    h, w = image.shape[:2]
+    with _quiet_native_logs(), mp.solutions.face_mesh.FaceMesh(
+        static_image_mode=True, refine_landmarks=True, max_num_faces=max_faces,
+        min_detection_confidence=0.3,
+    ) as mesh:
+        res = mesh.process(np.ascontiguousarray(image))
+    out = []
+    for face in res.multi_face_landmarks or []:
+        pts = np.array([(p.x * w, p.y * h, p.z * w) for p in face.landmark], np.float32)
+        if len(pts) == N_LANDMARKS:
+            out.append(pts)
+    return out
+
+
+def crop_square(photo: np.ndarray, cx: float, cy: float, side: float, out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Resample the square (cx, cy, side) of `photo` to out x out, replicating edges outside.
+
+    Returns the crop and its 2x3 affine crop->photo. Area-averaging first keeps huge photos
+    from aliasing when they are shrunk several times.
+    """
+    scale = side / out  # photo px per crop px
+    x0, y0 = cx - side / 2, cy - side / 2
+    photo_src = photo
+    pre = 1.0
+    if scale > 2.0:  # shrink the photo's region of interest first, with area averaging
+        pre = 1.0 / np.floor(scale)
+        h, w = photo.shape[:2]
+        xa, ya = max(0, int(x0) - 2), max(0, int(y0) - 2)
+        xb, yb = min(w, int(x0 + side) + 3), min(h, int(y0 + side) + 3)
+        roi = photo[ya:yb, xa:xb]
+        photo_src = cv2.resize(roi, (max(1, round(roi.shape[1] * pre)), max(1, round(roi.shape[0] * pre))),
+                               interpolation=cv2.INTER_AREA)
+        x0, y0 = (x0 - xa) * pre, (y0 - ya) * pre
+        s2 = scale * pre
+        m = np.array([[s2, 0, x0], [0, s2, y0]], np.float64)
+        crop = cv2.warpAffine(photo_src, m, (out, out), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_REPLICATE)
+        crop_to_photo = np.array([[scale, 0, cx - side / 2], [0, scale, cy - side / 2]], np.float64)
+        return crop, crop_to_photo
+    m = np.array([[scale, 0, x0], [0, scale, y0]], np.float64)
+    crop = cv2.warpAffine(photo, m, (out, out), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)
+    return crop, m

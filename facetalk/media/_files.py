@@ -1,0 +1,97 @@
+"""Path checks shared by the readers and writers.
+
+Users pass paths on the command line, so the commonest failures (a typo, a folder, an empty
+download, an output folder that does not exist) are caught here, before any decoder or encoder
+sees the path, and turned into one plain sentence instead of a library traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from facetalk.errors import FacetalkError
+
+
+def one_line(text: object, limit: int = 160) -> str:
+    """Squash a library's message onto one short line so it can sit inside ours."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def check_input_file(path: str | os.PathLike[str], what: str, hint: str) -> Path:
+    """Return ``path`` as a Path if it names a non-empty regular file, else raise.
+
+    ``what`` names the kind of input ("image", "audio", "video") and ``hint`` is the
+    "what to do" half of the message, e.g. "pass a JPEG, PNG or WebP photo".
+    """
+    p = Path(path)
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise FacetalkError(f"{what} file '{p}' does not exist; check the path and {hint}") from None
+    except OSError as exc:
+        raise FacetalkError(f"cannot open {what} file '{p}': {one_line(exc.strerror or exc)}; {hint}") from None
+    if p.is_dir():
+        raise FacetalkError(f"'{p}' is a folder, not a {what} file; {hint}")
+    if st.st_size == 0:
+        raise FacetalkError(f"{what} file '{p}' is empty (0 bytes); {hint}")
+    if not os.access(p, os.R_OK):
+        raise FacetalkError(f"cannot read {what} file '{p}': permission denied; {hint}")
+    return p
+
+
+def check_output_path(path: str | os.PathLike[str]) -> Path:
+    """Fail before any work is done if ``path`` cannot be written.
+
+    Rendering can take minutes; finding out afterwards that the folder was misspelt wastes them.
+    """
+    p = Path(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    hint = "choose another output path"
+    if p.is_dir():
+        raise FacetalkError(f"cannot write '{p}': it is an existing folder; {hint}")
+    if not parent.exists():
+        raise FacetalkError(f"cannot write '{p}': directory '{parent}' does not exist; {hint}")
+    if not parent.is_dir():
+        raise FacetalkError(f"cannot write '{p}': '{parent}' is not a directory; {hint}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise FacetalkError(f"cannot write '{p}': directory '{parent}' is not writable; {hint}")
+    return p
+
+
+def create_partial_file(final: Path, suffix: str) -> Path:
+    """Create an empty, uniquely named hidden file beside ``final`` and return its path.
+
+    Writing beside the target keeps the final ``os.replace`` atomic (same file system), and the
+    hidden ``.NAME.partial-XXXX`` name makes a crashed run's leftovers obvious. Unlike
+    ``tempfile.mkstemp`` the file gets the usual umask-based mode, so the renamed output is not
+    left readable by its owner only.
+    """
+    parent = final.parent if str(final.parent) else Path(".")
+    for _ in range(100):
+        candidate = parent / f".{final.name}.partial-{secrets.token_hex(4)}{suffix}"
+        try:
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise FacetalkError(
+                f"cannot write '{final}': {one_line(exc.strerror or exc)}; choose another output path"
+            ) from None
+        os.close(fd)
+        return candidate
+    raise FacetalkError(f"cannot write '{final}': could not create a temporary file beside it; choose another output path")
+
+
+def remove_quietly(path: Path | None) -> None:
+    """Delete a leftover temporary file; a failure here must not hide the original error."""
+    if path is None:
+        return
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        pass

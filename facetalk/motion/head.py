@@ -1,0 +1,73 @@
+"""Head layer: slow seeded drift plus nods on speech onsets, calmer in pauses.
+
+Drift is an Ornstein-Uhlenbeck process per angle (a random walk pulled back to rest), so the head
+wanders without ever drifting away; onsets of loud syllables add a small nod, as speakers do on
+stressed syllables and phrase starts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from facetalk.audio.features import Features
+
+DRIFT_SD_DEG = {"yaw": 2.2, "pitch": 1.4, "roll": 1.0}  # stationary spread while talking
+DRIFT_TAU_S = {"yaw": 1.6, "pitch": 1.1, "roll": 2.0}
+NOD_DEG = 1.6  # pitch dip of a full-strength onset
+NOD_S = 0.35  # duration of a nod
+PAUSE_CALM = 0.5  # share of drift kept in pauses
+
+
+def ou_process(n: int, fps: float, sd: float, tau_s: float, rng: np.random.Generator) -> np.ndarray:
+    a = np.exp(-1.0 / (tau_s * fps))
+    noise = rng.standard_normal(n) * sd * np.sqrt(1 - a * a)
+    out = np.empty(n)
+    y = rng.standard_normal() * sd
+    for i in range(n):
+        y = a * y + noise[i]
+        out[i] = y
+    return out
+
+
+def _smooth(x: np.ndarray, sigma_frames: float) -> np.ndarray:
+    r = max(1, int(3 * sigma_frames))
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / max(sigma_frames, 1e-3)) ** 2)
+    return np.convolve(np.pad(x, r, mode="edge"), k / k.sum(), mode="valid")
+
+
+def onsets(features: Features, min_gap_s: float = 0.45) -> list[tuple[int, float]]:
+    """(frame, strength 0..1) where loudness rises sharply, at least min_gap_s apart."""
+    loud = features.loudness.astype(np.float64)
+    rise = np.diff(_smooth(loud, 1.0), prepend=loud[:1])
+    gap = max(1, int(min_gap_s * features.fps))
+    picks: list[tuple[int, float]] = []
+    last = -gap
+    for i in np.argsort(-rise):
+        if rise[i] < 0.06:
+            break
+        if all(abs(i - j) >= gap for j, _ in picks):
+            picks.append((int(i), float(min(1.0, rise[i] / 0.25))))
+    del last
+    return sorted(picks)
+
+
+def nod_kernel(fps: float) -> np.ndarray:
+    n = max(2, int(round(NOD_S * fps)))
+    t = np.linspace(0, 1, n)
+    return -np.sin(np.pi * t) ** 2
+
+
+def head_curves(features: Features, rng: np.random.Generator, intensity: float) -> dict[str, np.ndarray]:
+    n, fps = len(features), features.fps
+    calm = PAUSE_CALM + (1 - PAUSE_CALM) * _smooth(features.active.astype(np.float64), 0.5 * fps)
+    out = {}
+    for name in ("yaw", "pitch", "roll"):
+        drift = ou_process(n, fps, DRIFT_SD_DEG[name], DRIFT_TAU_S[name], rng)
+        out[name] = _smooth(drift, 0.08 * fps) * calm
+    nods = np.zeros(n + int(NOD_S * fps) + 2)
+    kernel = nod_kernel(fps)
+    for i, strength in onsets(features):
+        nods[i:i + len(kernel)] += kernel * strength * NOD_DEG
+    out["pitch"] = out["pitch"] + nods[:n]
+    out["yaw"] = out["yaw"] + 0.25 * nods[:n] * rng.choice([-1.0, 1.0])
+    return {k: v * intensity for k, v in out.items()}

@@ -1,0 +1,44 @@
+"""The eyeballs: the iris moves with the gaze inside the lids; the sclera comes from the eye plate.
+
+Both layers are sampled through the same backward map as the face, so they follow head pose and
+lid motion; the iris layer is sampled with an extra offset for the gaze, and everything is clipped
+by the eye opening (the lids), feathered by a pixel.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+EYEBALL_RADIUS_CM = 1.2  # an iris moves r*sin(angle) across the face when the eye turns
+
+
+def gaze_offset_px(gaze_yaw: float, gaze_pitch: float, px_per_cm: float) -> np.ndarray:
+    """Iris shift in output px for a gaze (degrees; yaw + = subject's left, pitch + = up)."""
+    r = EYEBALL_RADIUS_CM * px_per_cm
+    return np.array([r * np.sin(np.radians(gaze_yaw)), -r * np.sin(np.radians(gaze_pitch))], np.float32)
+
+
+def draw_eye(frame: np.ndarray, opening: np.ndarray, map_x: np.ndarray, map_y: np.ndarray,
+             eye_plate: np.ndarray, foreground: np.ndarray, iris_alpha: np.ndarray,
+             shift_src: np.ndarray) -> None:
+    """Composite one eye into `frame` in place. opening: (N, 2) output px of the lid contour."""
+    h, w = frame.shape[:2]
+    x0, y0 = np.floor(opening.min(0)).astype(int) - 2
+    x1, y1 = np.ceil(opening.max(0)).astype(int) + 3
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if x1 - x0 < 3 or y1 - y0 < 2:
+        return
+    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    cv2.fillPoly(mask, [np.round((opening - (x0, y0)) * 8).astype(np.int32)], 255, cv2.LINE_AA, shift=3)
+    if not mask.any():
+        return
+    m = mask.astype(np.float32)[..., None] / 255.0
+    mx, my = map_x[y0:y1, x0:x1], map_y[y0:y1, x0:x1]
+    sclera = cv2.remap(eye_plate, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    ix, iy = mx - shift_src[0], my - shift_src[1]
+    iris = cv2.remap(foreground, ix, iy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    a = cv2.remap(iris_alpha, ix, iy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)[..., None]
+    eye = sclera.astype(np.float32) * (1 - a) + iris.astype(np.float32) * a
+    roi = frame[y0:y1, x0:x1].astype(np.float32)
+    frame[y0:y1, x0:x1] = np.clip(roi * (1 - m) + eye * m, 0, 255).astype(np.uint8)

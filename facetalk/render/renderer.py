@@ -1,0 +1,67 @@
+"""The decoder: FaceRig + Motion -> one RGB frame of the working crop.
+
+Steps per frame: deform the mesh, rasterise the backward map, sample the un-mixed person (colour
+and mask in one remap), lay it over the background plate, then paint what the photo never showed:
+the eyeballs and the mouth interior.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from facetalk.face import landmarks as L
+from facetalk.face.rig import FaceRig
+from facetalk.motion.track import Motion
+from facetalk.render.deform import deform, mesh_geometry
+from facetalk.render.eyes import draw_eye, gaze_offset_px
+from facetalk.render.mouth import draw_mouth, mouth_palette
+from facetalk.render.raster import rasterize_map
+
+PHOTO_OPEN_PX = 3.0  # an inner-lip gap wider than this in the photo shows teeth worth reusing
+
+
+class Renderer:
+    """Holds one rig's per-frame constants and scratch buffers; `render` is the hot path.
+
+    Not thread-safe (it reuses buffers): use one Renderer per thread.
+    """
+
+    def __init__(self, rig: FaceRig) -> None:
+        self.rig = rig
+        self.geo = mesh_geometry(rig)
+        s = rig.size
+        self._ident_x, self._ident_y = np.meshgrid(np.arange(s, dtype=np.float32), np.arange(s, dtype=np.float32))
+        self.map_x = np.empty((s, s), np.float32)
+        self.map_y = np.empty((s, s), np.float32)
+        self._zbuf = np.empty((s, s), np.float32)
+        self._person = np.dstack([rig.foreground, np.round(rig.alpha * 255).astype(np.uint8)])
+        self._plate = rig.plate
+        self._palette = mouth_palette(rig.skin_rgb, rig.grayscale)
+        self._ones = np.ones((s, s), np.float32)
+        self._src_upper = rig.landmarks[list(L.LIPS_INNER_UPPER), :2]
+        self._src_lower = rig.landmarks[list(L.LIPS_INNER_LOWER[::-1]), :2]
+        gap_px = rig.mouth_gap_cm * rig.pose.scale
+        self._photo_open = gap_px > PHOTO_OPEN_PX
+
+    def backward_map(self, motion: Motion) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Fill the maps for `motion`; returns (map_x, map_y, output positions of vertices)."""
+        dst, depth, _ = deform(self.rig, self.geo, motion)
+        np.copyto(self.map_x, self._ident_x)
+        np.copyto(self.map_y, self._ident_y)
+        self._zbuf.fill(np.inf)
+        rasterize_map(dst, depth, self.geo.src, self.rig.triangles, self.map_x, self.map_y, self._zbuf)
+        return self.map_x, self.map_y, dst
+
+    def render(self, motion: Motion) -> np.ndarray:
+        rig = self.rig
+        map_x, map_y, dst = self.backward_map(motion)
+        person = cv2.remap(self._person, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        a = person[..., 3].astype(np.float32) * (1.0 / 255.0)
+        frame = cv2.blendLinear(np.ascontiguousarray(person[..., :3]), self._plate, a, self._ones - a)
+        shift = gaze_offset_px(motion.gaze_yaw, motion.gaze_pitch, rig.pose.scale) / max(motion.scale, 1e-3)
+        for eye in (L.EYE_R, L.EYE_L):
+            draw_eye(frame, dst[list(eye)], map_x, map_y, rig.eye_plate, rig.foreground, rig.iris_alpha, shift)
+        draw_mouth(frame, dst[list(L.LIPS_INNER_UPPER)], dst[list(L.LIPS_INNER_LOWER[::-1])], self._palette,
+                   self._src_upper, self._src_lower, rig.foreground, self._photo_open)
+        return frame
