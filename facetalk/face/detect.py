@@ -17,7 +17,8 @@ import numpy as np
 from facetalk.face.landmarks import N_LANDMARKS
 
 DETECT_MAX_SIDE = 1024  # px: detection input size; faces stay well above the detector's minimum
-MESH_CROP_SIDE = 512  # px: the mesh sees a square crop of 3x the face box, resampled to this
+SURE_SCORE = 0.9  # detections at least this confident need no second opinion
+HAAR_SIDE = 320  # px: the second opinion looks at the face's surroundings at this size
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class FaceBox:
     cx: float
     cy: float
     side: float
+    score: float = 0.0  # detector confidence; 0 when found by the mesh alone
 
 
 @contextlib.contextmanager
@@ -80,7 +82,7 @@ def find_faces(photo: np.ndarray) -> list[FaceBox]:
     mp = _mp()
     boxes: list[FaceBox] = []
     with _quiet_native_logs():
-        for model in (1, 0):
+        for model in (0, 1):  # short range, then full range for small faces
             with mp.solutions.face_detection.FaceDetection(
                 model_selection=model, min_detection_confidence=0.5
             ) as det:
@@ -88,19 +90,48 @@ def find_faces(photo: np.ndarray) -> list[FaceBox]:
             for d in res.detections or []:
                 b = d.location_data.relative_bounding_box
                 side = max(b.width * w, b.height * h)
-                boxes.append(FaceBox((b.xmin + b.width / 2) * w, (b.ymin + b.height / 2) * h, side))
+                boxes.append(FaceBox((b.xmin + b.width / 2) * w, (b.ymin + b.height / 2) * h, side,
+                                     float(d.score[0])))
             if boxes:
                 break
     if not boxes:
         boxes = _mesh_boxes(small)
-    boxes = _dedupe(boxes)
+    boxes = [b for b in _dedupe(boxes) if b.score >= SURE_SCORE or _haar_confirms(small, b)]
     boxes.sort(key=lambda b: -b.side)
-    return [FaceBox(b.cx / f, b.cy / f, b.side / f) for b in boxes]
+    return [FaceBox(b.cx / f, b.cy / f, b.side / f, b.score) for b in boxes]
+
+
+def _haar_confirms(image: np.ndarray, box: FaceBox) -> bool:
+    """A second, independent opinion for doubtful detections (BlazeFace takes a dog for a face).
+
+    OpenCV's Haar cascades ship inside opencv-python-headless < 5 and know human faces only.
+    """
+    h, w = image.shape[:2]
+    half = box.side
+    x0, y0 = int(max(0, box.cx - half)), int(max(0, box.cy - half))
+    x1, y1 = int(min(w, box.cx + half)), int(min(h, box.cy + half))
+    roi = image[y0:y1, x0:x1]
+    if roi.size == 0:
+        return False
+    f = HAAR_SIDE / max(roi.shape[:2])
+    gray = cv2.equalizeHist(cv2.cvtColor(cv2.resize(roi, None, fx=f, fy=f), cv2.COLOR_RGB2GRAY))
+    min_side = max(24, int(box.side * f * 0.4))
+    for name, flip in (("frontalface_default", False), ("frontalface_alt2", False),
+                       ("profileface", False), ("profileface", True)):
+        cascade = cv2.CascadeClassifier(cv2.data.haarcascades + f"haarcascade_{name}.xml")
+        img = cv2.flip(gray, 1) if flip else gray
+        for x, y, bw, bh in cascade.detectMultiScale(img, 1.1, 4, minSize=(min_side, min_side)):
+            cx = (img.shape[1] - (x + bw / 2)) if flip else x + bw / 2
+            cx, cy = cx / f + x0, (y + bh / 2) / f + y0
+            if abs(cx - box.cx) < box.side / 2 and abs(cy - box.cy) < box.side / 2:
+                return True
+    return False
 
 
 def _dedupe(boxes: list[FaceBox]) -> list[FaceBox]:
+    """One box per face: the most confident of those that overlap."""
     kept: list[FaceBox] = []
-    for b in sorted(boxes, key=lambda b: -b.side):
+    for b in sorted(boxes, key=lambda b: -b.score):
         if all(np.hypot(b.cx - k.cx, b.cy - k.cy) > 0.5 * max(b.side, k.side) for k in kept):
             kept.append(b)
     return kept
@@ -145,10 +176,10 @@ def crop_square(photo: np.ndarray, cx: float, cy: float, side: float, out: int) 
         s2 = scale * pre
         m = np.array([[s2, 0, x0], [0, s2, y0]], np.float64)
         crop = cv2.warpAffine(photo_src, m, (out, out), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                              borderMode=cv2.BORDER_REPLICATE)
+                              borderMode=cv2.BORDER_REFLECT101)
         crop_to_photo = np.array([[scale, 0, cx - side / 2], [0, scale, cy - side / 2]], np.float64)
         return crop, crop_to_photo
     m = np.array([[scale, 0, x0], [0, scale, y0]], np.float64)
     crop = cv2.warpAffine(photo, m, (out, out), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_REPLICATE)
+                          borderMode=cv2.BORDER_REFLECT101)
     return crop, m

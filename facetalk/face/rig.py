@@ -69,6 +69,17 @@ def _face_box_from_landmarks(pts: np.ndarray) -> tuple[float, float, float]:
     return float(centre[0]), float(centre[1]), float(face / FACE_SHARE)
 
 
+def _keep_inside(cx: float, cy: float, side: float, shape: tuple[int, ...]) -> tuple[float, float, float]:
+    """Slide the crop (not shrink it) so it stays inside the photo where the photo is big enough:
+    an off-centre face beats a frame edge filled with made-up pixels."""
+    h, w = shape[:2]
+    if side <= w:
+        cx = min(max(cx, side / 2), w - side / 2)
+    if side <= h:
+        cy = min(max(cy, side / 2), h - side / 2)
+    return cx, cy, side
+
+
 def _landmarks_in_photo(photo: np.ndarray, box: FaceBox) -> np.ndarray | None:
     crop, to_photo = crop_square(photo, box.cx, box.cy, box.side * 2.2, 384)
     found = mesh_landmarks(crop)
@@ -108,7 +119,7 @@ def build_rig(photo: np.ndarray, size: int = 512, face: int | None = None) -> Fa
     if pts is None:
         raise FacetalkError("a face was detected but its features could not be located; use a sharper, "
                             "less occluded or more frontal photo")
-    cx, cy, side = _face_box_from_landmarks(pts)
+    cx, cy, side = _keep_inside(*_face_box_from_landmarks(pts), photo.shape[:2])
     image, crop_to_photo = crop_square(photo, cx, cy, side, size)
     found = mesh_landmarks(image)
     if found:
