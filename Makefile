@@ -1,0 +1,32 @@
+# The two commands of the README: `make demo` (set up everything, render the demo) and `make test`.
+# Set-up needs only Python 3.10+ and the package index: every codec and model ships in a wheel.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.facetalk-installed
+
+.PHONY: setup demo test bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[test]"
+	# MediaPipe 0.10.21 is the last release that ships its face models; its declared dependencies
+	# would add jax and the GUI OpenCV build, so it goes in alone (see ../shared/FACTS.md).
+	$(PY) -m pip install -q --no-deps "mediapipe==0.10.21"
+	$(PY) -c "import mediapipe, cv2, av, numba; print('facetalk environment ready')"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(VENV)/bin/facetalk demo -o facetalk_demo.mp4
+
+test: setup
+	$(PY) -m pytest
+
+bench: setup
+	$(VENV)/bin/facetalk bench
+
+clean:
+	rm -rf $(VENV) facetalk_demo.mp4 .pytest_cache
