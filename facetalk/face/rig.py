@@ -16,8 +16,8 @@ from facetalk.errors import FacetalkError
 from facetalk.face import landmarks as L
 from facetalk.face.basis import EXPRESSIONS, build_basis
 from facetalk.face.detect import FaceBox, crop_square, find_faces, mesh_landmarks
-from facetalk.face.plates import (background_plate, eye_plate_and_iris, iris_geometry, person_alpha,
-                                  unmix_foreground)
+from facetalk.face.plates import (background_plate, eye_plate_and_iris, iris_geometry, lid_plate,
+                                  person_alpha, unmix_foreground)
 from facetalk.face.pose import HeadPose, fit_pose
 from facetalk.face.ring import build_ring
 
@@ -46,6 +46,8 @@ class FaceRig:
     plate: np.ndarray  # (S, S, 3) uint8 background without the person
     eye_plate: np.ndarray  # (S, S, 3) uint8 foreground with the irises removed
     iris_alpha: np.ndarray  # (S, S) float32 visible iris discs
+    lid_plate: np.ndarray  # (S, S, 3) uint8 foreground with the eye openings and lashes skinned over
+    lash_rgb: np.ndarray  # (3,) colour of the lash line drawn on a closed lid
     irises: tuple[tuple[np.ndarray, float], ...]  # (centre px, radius px), right then left eye
     mouth_gap_cm: float  # inner-lip gap of the photo (an open mouth shows its own interior)
     skin_rgb: np.ndarray  # (3,) mean skin colour, lights the mouth interior
@@ -136,6 +138,7 @@ def build_rig(photo: np.ndarray, size: int = 512, face: int | None = None) -> Fa
     plate = background_plate(image, alpha)
     foreground = unmix_foreground(image, alpha, plate)
     eye_plate, iris_alpha = eye_plate_and_iris(foreground, lm[:, :2])
+    lids, lash = lid_plate(foreground, lm[:, :2])
     tris = np.concatenate([L.canonical_mesh().triangles, ring.triangles]).astype(np.int32)
     sat = np.abs(image.astype(np.int16) - image.mean(2, keepdims=True)).mean()
     return FaceRig(
@@ -143,7 +146,7 @@ def build_rig(photo: np.ndarray, size: int = 512, face: int | None = None) -> Fa
         landmarks=lm.astype(np.float32), pose=pose, shape=shape.astype(np.float32),
         basis=build_basis(shape), expressions=EXPRESSIONS, ring_points=ring.points,
         ring_follow=ring.follow, triangles=tris, alpha=alpha, foreground=foreground, plate=plate,
-        eye_plate=eye_plate, iris_alpha=iris_alpha, irises=tuple(iris_geometry(lm[:, :2])),
+        eye_plate=eye_plate, iris_alpha=iris_alpha, lid_plate=lids, lash_rgb=lash, irises=tuple(iris_geometry(lm[:, :2])),
         mouth_gap_cm=float(np.linalg.norm(shape[L.UPPER_LIP_MID] - shape[L.LOWER_LIP_MID])),
         skin_rgb=_skin(image, lm), grayscale=bool(sat < 2.0), face_index=index, n_faces=len(boxes),
     )

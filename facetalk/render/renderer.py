@@ -50,6 +50,8 @@ class Renderer:
         self._palette = mouth_palette(rig.skin_rgb, rig.grayscale)
         self._src_upper = rig.landmarks[list(L.LIPS_INNER_UPPER), :2]
         self._src_lower = rig.landmarks[list(L.LIPS_INNER_LOWER[::-1]), :2]
+        self._blink_l = rig.expressions.index("eyeBlinkL")
+        self._blink_r = rig.expressions.index("eyeBlinkR")
         gap_px = rig.mouth_gap_cm * rig.pose.scale
         self._photo_open = gap_px > PHOTO_OPEN_PX
 
@@ -74,8 +76,11 @@ class Renderer:
         background = cv2.multiply(self._plate, cv2.merge([behind, behind, behind]), scale=1.0 / 255.0)
         frame = cv2.add(cv2.cvtColor(person, cv2.COLOR_RGBA2RGB), background)
         shift = gaze_offset_px(motion.gaze_yaw, motion.gaze_pitch, rig.pose.scale) / max(motion.scale, 1e-3)
-        for eye in (L.EYE_R, L.EYE_L):
-            draw_eye(frame, dst[list(eye)], map_x, map_y, rig.eye_plate, rig.foreground, rig.iris_alpha, shift)
+        expr = motion.expressions()
+        for eye, upper, closure in ((L.EYE_R, L.EYE_R_UPPER, expr[self._blink_r]),
+                                    (L.EYE_L, L.EYE_L_UPPER, expr[self._blink_l])):
+            draw_eye(frame, dst[list(eye)], dst[list(upper)], float(closure), map_x, map_y, rig.eye_plate,
+                     rig.foreground, rig.iris_alpha, rig.lid_plate, rig.lash_rgb, shift)
         draw_mouth(frame, dst[list(L.LIPS_INNER_UPPER)], dst[list(L.LIPS_INNER_LOWER[::-1])], self._palette,
                    self._src_upper, self._src_lower, rig.foreground, self._photo_open)
         return frame
