@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from importlib import resources
@@ -110,6 +111,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("facetalk: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug of ours: one line for users, the traceback on request
+        if os.environ.get("FACETALK_DEBUG"):
+            raise
+        print(f"facetalk: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+              "(run again with FACETALK_DEBUG=1 for details, and please report it)", file=sys.stderr)
+        return 1
     return 0
 
 

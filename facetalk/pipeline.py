@@ -22,10 +22,11 @@ from facetalk.media.video import VideoWriter
 from facetalk.motion.controls import Controls
 from facetalk.motion.generate import generate
 from facetalk.motion.track import MotionTrack
-from facetalk.render.paste import Paster
+from facetalk.render.paste import FULL_FRAME_MAX_SIDE, Paster
 from facetalk.render.renderer import Renderer
 
 Progress = Callable[[int, int], None]  # (frames done, frames total)
+FULL_FRAME_MAX_CROP = 1024  # px: beyond this the face is animated at 1024 and scaled up
 
 
 @dataclass(frozen=True)
@@ -73,8 +74,20 @@ def render_video(image: str | os.PathLike[str], audio: str | os.PathLike[str], o
     start = time.perf_counter()
     check_fps(fps)
     rig, photo = rig_from_photo(image, size=size, face=face)
+    if full_frame:  # animate at the photo's own resolution, so the pasted face is as sharp as the rest
+        native = full_frame_crop_size(rig, photo)
+        if native > rig.size * 1.15:
+            rig = build_rig(photo, size=native, face=face)
     return write_video(rig, photo, audio, out, fps=fps, controls=controls, full_frame=full_frame,
                        progress=progress, started=start)
+
+
+def full_frame_crop_size(rig: FaceRig, photo: np.ndarray) -> int:
+    """Crop side that matches the pasted region's size in the full-frame output (even, capped)."""
+    h, w = photo.shape[:2]
+    shrink = min(1.0, FULL_FRAME_MAX_SIDE / max(h, w))
+    side = rig.crop_to_photo[0, 0] * rig.size * shrink
+    return int(min(FULL_FRAME_MAX_CROP, max(rig.size, side)) // 2 * 2)
 
 
 def check_fps(fps: float) -> None:

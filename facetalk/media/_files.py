@@ -32,7 +32,9 @@ def check_input_file(path: str | os.PathLike[str], what: str, hint: str) -> Path
     except FileNotFoundError:
         raise FacetalkError(f"{what} file '{p}' does not exist; check the path and {hint}") from None
     except OSError as exc:
-        raise FacetalkError(f"cannot open {what} file '{p}': {one_line(exc.strerror or exc)}; {hint}") from None
+        raise FacetalkError(
+            f"cannot open {what} file '{p}': {one_line(exc.strerror or exc)}; {hint}"
+        ) from None
     if p.is_dir():
         raise FacetalkError(f"'{p}' is a folder, not a {what} file; {hint}")
     if st.st_size == 0:
@@ -82,7 +84,9 @@ def create_partial_file(final: Path, suffix: str) -> Path:
             ) from None
         os.close(fd)
         return candidate
-    raise FacetalkError(f"cannot write '{final}': could not create a temporary file beside it; choose another output path")
+    raise FacetalkError(
+        f"cannot write '{final}': could not create a temporary file beside it; choose another output path"
+    )
 
 
 def remove_quietly(path: Path | None) -> None:

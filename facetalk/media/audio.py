@@ -158,7 +158,9 @@ def resample_frames(
         if key != setup:
             if resampler is not None:
                 yield from _arrays(resampler.resample(None), layout)
-            resampler = av.AudioResampler(format=format, layout=layout, rate=rate, options=dict(_RESAMPLER_OPTIONS))
+            resampler = av.AudioResampler(
+                format=format, layout=layout, rate=rate, options=dict(_RESAMPLER_OPTIONS)
+            )
             setup = key
         yield from _arrays(resampler.resample(frame), layout)
     if resampler is not None:

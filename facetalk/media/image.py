@@ -17,7 +17,13 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from facetalk.errors import FacetalkError
-from facetalk.media._files import check_input_file, check_output_path, create_partial_file, one_line, remove_quietly
+from facetalk.media._files import (
+    check_input_file,
+    check_output_path,
+    create_partial_file,
+    one_line,
+    remove_quietly,
+)
 
 # A 40-megapixel photo (e.g. 7300×5500) decodes to 120 MB of RGB. Anything bigger is either a
 # decompression bomb (a tiny file whose header claims enormous dimensions) or far more detail
@@ -48,9 +54,14 @@ def read_image(path: str | os.PathLike[str], max_pixels: int = MAX_PIXELS) -> np
             except FacetalkError:
                 raise
             except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-                raise FacetalkError(_too_big_message(p, None, _pixels_from_message(str(exc)), max_pixels)) from None
+                raise FacetalkError(
+                    _too_big_message(p, None, _pixels_from_message(str(exc)), max_pixels)
+                ) from None
             except MemoryError:
-                raise FacetalkError(f"cannot read image '{p}': not enough memory to decode it; {_HINT} of at most {max_pixels / 1e6:g} megapixels") from None
+                raise FacetalkError(
+                    f"cannot read image '{p}': not enough memory to decode it; "
+                    f"{_HINT} of at most {max_pixels / 1e6:g} megapixels"
+                ) from None
             except Exception as exc:  # any decoder failure on user data is a bad file, not a bug
                 raise FacetalkError(
                     f"cannot read image '{p}': the file is truncated or corrupt ({one_line(exc)}); {_HINT}"
@@ -70,7 +81,9 @@ def write_image(path: str | os.PathLike[str], rgb: np.ndarray) -> None:
     p = check_output_path(path)
     fmt = _WRITE_FORMATS.get(p.suffix.lower())
     if fmt is None:
-        raise FacetalkError(f"cannot write image '{p}': unknown extension '{p.suffix}'; use .png, .jpg or .webp")
+        raise FacetalkError(
+            f"cannot write image '{p}': unknown extension '{p.suffix}'; use .png, .jpg or .webp"
+        )
     img = Image.fromarray(np.ascontiguousarray(arr))
     options = {"quality": 92} if fmt in ("JPEG", "WEBP") else {}
     tmp = create_partial_file(p, p.suffix)
@@ -79,7 +92,9 @@ def write_image(path: str | os.PathLike[str], rgb: np.ndarray) -> None:
         os.replace(tmp, p)
     except OSError as exc:
         remove_quietly(tmp)
-        raise FacetalkError(f"cannot write image '{p}': {one_line(exc.strerror or exc)}; choose another output path") from None
+        raise FacetalkError(
+            f"cannot write image '{p}': {one_line(exc.strerror or exc)}; choose another output path"
+        ) from None
     except BaseException:
         remove_quietly(tmp)
         raise
@@ -98,9 +113,13 @@ def _open_lazily(p: Path, max_pixels: int) -> Image.Image:
     except Image.DecompressionBombWarning as exc:  # when warnings are turned into errors elsewhere
         raise FacetalkError(_too_big_message(p, None, _pixels_from_message(str(exc)), max_pixels)) from None
     except UnidentifiedImageError:
-        raise FacetalkError(f"cannot read image '{p}': the file is not an image in a format we can read; {_HINT}") from None
+        raise FacetalkError(
+            f"cannot read image '{p}': the file is not an image in a format we can read; {_HINT}"
+        ) from None
     except Exception as exc:
-        raise FacetalkError(f"cannot read image '{p}': the file is truncated or corrupt ({one_line(exc)}); {_HINT}") from None
+        raise FacetalkError(
+            f"cannot read image '{p}': the file is truncated or corrupt ({one_line(exc)}); {_HINT}"
+        ) from None
 
 
 def _check_size(p: Path, size: tuple[int, int], max_pixels: int) -> None:
@@ -147,7 +166,9 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     mode = img.mode
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
         return Image.fromarray(_gray_to_uint8(np.asarray(img)), mode="L").convert("RGB")
-    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode in ("P", "L", "RGB") and "transparency" in img.info):
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        mode in ("P", "L", "RGB") and "transparency" in img.info
+    ):
         rgba = img.convert("RGBA") if mode != "La" else img.convert("LA").convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(white, rgba).convert("RGB")

@@ -9,7 +9,7 @@ that a user might share.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -38,13 +38,41 @@ _AV_ERRORS = (av.error.FFmpegError, OSError, EOFError)
 _AAC_RATES = (48000, 44100, 32000, 24000, 22050, 16000)
 _AAC_BITRATE_PER_CHANNEL = 64_000  # transparent for speech
 
-_X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
+_X264_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+)
 
 # Keys the MP4 muxer stores in the classic iTunes-style tags that every player shows. Any
 # other key needs the muxer's "mdta" tags, which FFmpeg, exiftool and QuickTime read too.
 _STANDARD_TAGS = frozenset(
-    {"title", "artist", "album_artist", "composer", "album", "date", "comment", "genre", "copyright",
-     "grouping", "lyrics", "description", "synopsis", "show", "episode_id", "network", "keywords"}
+    {
+        "title",
+        "artist",
+        "album_artist",
+        "composer",
+        "album",
+        "date",
+        "comment",
+        "genre",
+        "copyright",
+        "grouping",
+        "lyrics",
+        "description",
+        "synopsis",
+        "show",
+        "episode_id",
+        "network",
+        "keywords",
+    }
 )
 # libavformat overwrites "encoder" with its own version string, so a value put there is lost.
 _RESERVED_TAGS = frozenset({"encoder"})
@@ -130,7 +158,9 @@ class VideoWriter:
                 )
         except _AV_ERRORS as exc:
             self.abort()
-            raise FacetalkError(f"cannot write '{self.path}': {one_line(exc)}; choose another output path") from None
+            raise FacetalkError(
+                f"cannot write '{self.path}': {one_line(exc)}; choose another output path"
+            ) from None
         except BaseException:
             self.abort()
             raise
@@ -143,7 +173,8 @@ class VideoWriter:
             raise RuntimeError("VideoWriter.write() after close() or abort()")
         if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
             raise ValueError(
-                f"frame must be {self.height}×{self.width}×3 uint8, got shape {frame.shape} dtype {frame.dtype}"
+                f"frame must be {self.height}×{self.width}×3 uint8, "
+                f"got shape {frame.shape} dtype {frame.dtype}"
             )
         self._guarded(self._encode_frame, frame)
 
@@ -208,7 +239,9 @@ class VideoWriter:
         cc.color_range = 1  # AVCOL_RANGE_MPEG (limited, what players expect)
         return stream
 
-    def _add_audio_stream(self, source: av.audio.stream.AudioStream) -> tuple[av.audio.stream.AudioStream, int, str]:
+    def _add_audio_stream(
+        self, source: av.audio.stream.AudioStream
+    ) -> tuple[av.audio.stream.AudioStream, int, str]:
         ctx = source.codec_context
         src_rate = int(ctx.sample_rate or source.rate or 0)
         channels = int(ctx.channels or 0)
@@ -218,7 +251,7 @@ class VideoWriter:
         stream.bit_rate = _AAC_BITRATE_PER_CHANNEL * (1 if layout == "mono" else 2)
         return stream, rate, layout
 
-    def _guarded(self, step, *args) -> None:  # noqa: ANN001 - a bound method and its arguments
+    def _guarded(self, step: Callable[..., None], *args: object) -> None:
         """Run an encoding step; on any failure throw the partial file away before re-raising."""
         try:
             step(*args)
@@ -228,7 +261,8 @@ class VideoWriter:
         except _AV_ERRORS as exc:
             self.abort()
             raise FacetalkError(
-                f"cannot write '{self.path}': {one_line(exc)}; check free disk space or choose another output path"
+                f"cannot write '{self.path}': {one_line(exc)}; "
+                "check free disk space or choose another output path"
             ) from None
         except BaseException:
             self.abort()
@@ -236,7 +270,9 @@ class VideoWriter:
 
     def _encode_frame(self, rgb: np.ndarray) -> None:
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-        frame = frame.reformat(format="yuv420p", dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG)
+        frame = frame.reformat(
+            format="yuv420p", dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG
+        )
         frame.pts = self.n_frames
         for packet in self._video.encode(frame):
             self._out.mux(packet)  # type: ignore[union-attr]
@@ -334,7 +370,9 @@ def _checked_metadata(metadata: dict[str, str] | None) -> dict[str, str]:
         if not isinstance(key, str) or not isinstance(value, str) or not key:
             raise ValueError(f"metadata must map non-empty str to str, got {key!r}: {value!r}")
         if key in _RESERVED_TAGS:
-            raise ValueError(f"metadata key {key!r} is overwritten by libavformat; use another key, e.g. 'comment'")
+            raise ValueError(
+                f"metadata key {key!r} is overwritten by libavformat; use another key, e.g. 'comment'"
+            )
     return tags
 
 
@@ -365,7 +403,8 @@ def _iter_frames(p: Path) -> Iterator[tuple[float, np.ndarray]]:
                 index += 1
         except _AV_ERRORS as exc:
             raise FacetalkError(
-                f"cannot decode video '{p}' at frame {index}: the data is corrupt or truncated ({one_line(exc)}); {_HINT}"
+                f"cannot decode video '{p}' at frame {index}: the data is corrupt or truncated "
+                f"({one_line(exc)}); {_HINT}"
             ) from None
 
 

@@ -30,7 +30,8 @@ class MouthPalette:
 def mouth_palette(skin_rgb: np.ndarray, grayscale: bool) -> MouthPalette:
     light = float(np.clip(skin_rgb.mean() / 170.0, 0.45, 1.3))
     cavity = np.array([62.0, 22.0, 24.0]) * light
-    teeth = np.array([232.0, 224.0, 208.0]) * min(1.0, light * 0.95)
+    # Teeth in a mouth are never paper-white: shadowed by the lips and tinted by the skin's light.
+    teeth = (0.75 * np.array([218.0, 210.0, 192.0]) + 0.25 * skin_rgb) * min(1.0, light * 0.9)
     tongue = np.array([160.0, 74.0, 78.0]) * light * 0.8
     cols = [cavity, teeth, tongue]
     if grayscale:
@@ -111,7 +112,8 @@ def draw_mouth(frame: np.ndarray, upper: np.ndarray, lower: np.ndarray, palette:
     else:
         gaps = np.min(np.abs(u[..., None] - np.array(TOOTH_EDGES_U)), axis=-1)
         separations = (1.0 - 0.12 * np.exp(-(gaps / 0.015) ** 2))[..., None]
-        teeth = palette.teeth * shade * separations
+        lip_shadow = (0.72 + 0.28 * np.clip((ys - top) / 3.0, 0, 1))[..., None]  # the upper lip's shadow
+        teeth = palette.teeth * shade * separations * lip_shadow
         upper_h = UPPER_TEETH_SHARE * width * (1.0 - 0.45 * u**2)
         ut = (np.clip((top + upper_h - ys) / 1.5, 0, 1) * (u < 0.85))[..., None]
         lower_h = LOWER_TEETH_SHARE * width * (1.0 - 0.5 * u**2)

@@ -34,7 +34,7 @@ class Paster:
         # crop-frame coordinates for every output pixel of the box (a pure scale + shift)
         xs = (np.arange(bx0, bx1, dtype=np.float32) - x0) / m[0, 0]
         ys = (np.arange(by0, by1, dtype=np.float32) - y0) / m[1, 1]
-        self.map_x, self.map_y = np.meshgrid(xs, ys)
+        self.map_x, self.map_y = (m.astype(np.float32) for m in np.meshgrid(xs, ys))
         feather = max(2.0, FEATHER_SHARE * crop_size)
         edge = np.minimum.reduce([self.map_x, self.map_y, crop_size - 1 - self.map_x, crop_size - 1 - self.map_y])
         # edges of the crop that lie outside the photo need no feathering: nothing is there
