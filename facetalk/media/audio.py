@@ -28,6 +28,11 @@ MIN_SECONDS = 0.1
 
 _HINT = "pass a WAV, MP3, M4A, FLAC or OGG clip with speech"
 
+# Containers whose header states the exact length: falling short of it means the file was cut.
+# (MP3 and OGG headers only estimate it, so they are not judged.)
+_EXACT_HEADERS = ("wav", "flac", "aiff", "w64")
+TRUNCATION_SLACK_S = 0.25
+
 # libswresample's default stereo->mono matrix adds both channels at -3 dB each, which can
 # exceed full scale in float formats; capping the matrix sum at 1 gives a plain average.
 _RESAMPLER_OPTIONS = {"rematrix_maxval": "1.0"}
@@ -213,6 +218,8 @@ def _stream_duration(path: Path, container: av.container.InputContainer, stream:
     while a header can outlive a truncation; the smaller of the two is right in both cases.
     """
     header = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else None
+    if container.format.name == "wav":  # FFmpeg sizes a WAV from the file, not from its header
+        header = _wav_declared_seconds(path) or header
     if header is not None and container.format.name.startswith("mov,mp4"):
         return header
     total = Fraction(0)
@@ -227,7 +234,42 @@ def _stream_duration(path: Path, container: av.container.InputContainer, stream:
         raise FacetalkError(
             f"cannot read audio '{path}': the data is corrupt or truncated ({one_line(exc)}); {_HINT}"
         ) from None
+    if header is not None and container.format.name in _EXACT_HEADERS and \
+            float(total) < header - max(TRUNCATION_SLACK_S, 0.02 * header):
+        raise FacetalkError(
+            f"audio '{path}' is truncated: its header promises {header:.2f} s but only {float(total):.2f} s "
+            "are there; export or copy the clip again"
+        )
     return min(float(total), header) if header is not None else float(total)
+
+
+def _wav_declared_seconds(path: Path) -> float | None:
+    """Length a RIFF/WAVE header declares (data chunk size / block size / rate), if it says one."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            rate = block = 0
+            while True:
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    return None
+                tag, size = chunk[:4], int.from_bytes(chunk[4:], "little")
+                if tag == b"fmt ":
+                    fmt = f.read(size)
+                    rate = int.from_bytes(fmt[4:8], "little")
+                    block = int.from_bytes(fmt[12:14], "little")
+                    if size % 2:
+                        f.read(1)
+                elif tag == b"data":
+                    if not rate or not block or size in (0, 0xFFFFFFFF):
+                        return None  # streamed WAVs leave the size open
+                    return size / block / rate
+                else:
+                    f.seek(size + (size % 2), 1)
+    except OSError:
+        return None
 
 
 def _decoded_duration(path: Path) -> float:
