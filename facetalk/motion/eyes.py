@@ -48,8 +48,11 @@ def eye_curves(features: Features, rng: np.random.Generator, blink: bool) -> dic
     t = np.arange(n) / fps
     lids = np.zeros(n)
     if blink:
+        span = int(np.ceil((CLOSE_S + HOLD_S + OPEN_S) * fps)) + 2
         for start in blink_times(features, rng):
-            lids = np.maximum(lids, blink_shape(t - start))
+            i0 = max(0, int(np.floor(start * fps)))
+            window = slice(i0, min(n, i0 + span))
+            lids[window] = np.maximum(lids[window], blink_shape(t[window] - start))
     gaze_yaw, gaze_pitch = np.zeros(n), np.zeros(n)
     i = 0
     while i < n:

@@ -8,6 +8,7 @@ stressed syllables and phrase starts.
 from __future__ import annotations
 
 import numpy as np
+from scipy.signal import find_peaks, lfilter
 
 from facetalk.audio.features import Features
 
@@ -19,14 +20,11 @@ PAUSE_CALM = 0.5  # share of drift kept in pauses
 
 
 def ou_process(n: int, fps: float, sd: float, tau_s: float, rng: np.random.Generator) -> np.ndarray:
+    """A stationary Ornstein-Uhlenbeck series: y[i] = a*y[i-1] + noise, spread `sd`."""
     a = np.exp(-1.0 / (tau_s * fps))
     noise = rng.standard_normal(n) * sd * np.sqrt(1 - a * a)
-    out = np.empty(n)
-    y = rng.standard_normal() * sd
-    for i in range(n):
-        y = a * y + noise[i]
-        out[i] = y
-    return out
+    y0 = rng.standard_normal() * sd
+    return lfilter([1.0], [1.0, -a], noise, zi=[a * y0])[0]
 
 
 def _smooth(x: np.ndarray, sigma_frames: float) -> np.ndarray:
@@ -38,17 +36,11 @@ def _smooth(x: np.ndarray, sigma_frames: float) -> np.ndarray:
 def onsets(features: Features, min_gap_s: float = 0.45) -> list[tuple[int, float]]:
     """(frame, strength 0..1) where loudness rises sharply, at least min_gap_s apart."""
     loud = features.loudness.astype(np.float64)
+    if len(loud) < 2:
+        return []
     rise = np.diff(_smooth(loud, 1.0), prepend=loud[:1])
-    gap = max(1, int(min_gap_s * features.fps))
-    picks: list[tuple[int, float]] = []
-    last = -gap
-    for i in np.argsort(-rise):
-        if rise[i] < 0.06:
-            break
-        if all(abs(i - j) >= gap for j, _ in picks):
-            picks.append((int(i), float(min(1.0, rise[i] / 0.25))))
-    del last
-    return sorted(picks)
+    peaks, _ = find_peaks(rise, height=0.06, distance=max(1, int(min_gap_s * features.fps)))
+    return [(int(i), float(min(1.0, rise[i] / 0.25))) for i in peaks]
 
 
 def nod_kernel(fps: float) -> np.ndarray:
