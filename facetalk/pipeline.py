@@ -16,6 +16,7 @@ from facetalk import __version__
 from facetalk.audio.features import Features, audio_features
 from facetalk.errors import FacetalkError
 from facetalk.face.rig import FaceRig, build_rig
+from facetalk.media._files import check_output_path
 from facetalk.media.audio import SAMPLE_RATE, iter_audio, probe_audio
 from facetalk.media.image import read_image
 from facetalk.media.video import VideoWriter
@@ -73,6 +74,7 @@ def render_video(image: str | os.PathLike[str], audio: str | os.PathLike[str], o
     """Photo + voice -> MP4 at `out` (written atomically: no partial file on failure)."""
     start = time.perf_counter()
     check_fps(fps)
+    check_output_path(out)  # a misspelt folder should fail before any work is done
     rig, photo = rig_from_photo(image, size=size, face=face)
     if full_frame:  # animate at the photo's own resolution, so the pasted face is as sharp as the rest
         native = full_frame_crop_size(rig, photo)

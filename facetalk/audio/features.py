@@ -50,12 +50,15 @@ class _FrameEnergies:
         self.zi_speech = sosfilt_zi(self.sos_speech) * 0.0
         self.zi_high = sosfilt_zi(self.sos_high) * 0.0
         self.offset = 0  # samples consumed so far
+        self.next_frame = 0  # index of the first frame not yet measured
         self.carry_s = np.zeros(0)
         self.carry_h = np.zeros(0)
         self.speech: list[np.ndarray] = []
         self.high: list[np.ndarray] = []
 
     def push(self, chunk: np.ndarray) -> None:
+        if len(chunk) == 0:
+            return
         x = chunk.astype(np.float64)
         s, self.zi_speech = sosfilt(self.sos_speech, x, zi=self.zi_speech)
         h, self.zi_high = sosfilt(self.sos_high, x, zi=self.zi_high)
@@ -63,9 +66,8 @@ class _FrameEnergies:
         h = np.concatenate([self.carry_h, h])
         start = self.offset - len(self.carry_s)
         end = start + len(s)
-        first = int(np.ceil(start * self.fps / self.rate - 1e-9))
         bounds = []
-        i = first
+        i = self.next_frame  # carried, not derived from sample positions: rounding would skip frames
         while True:
             b0 = round(i * self.rate / self.fps)
             b1 = round((i + 1) * self.rate / self.fps)
@@ -77,6 +79,7 @@ class _FrameEnergies:
             self.speech.append(np.array([np.mean(s[a:b] ** 2) if b > a else 0.0 for a, b in bounds]))
             self.high.append(np.array([np.mean(h[a:b] ** 2) if b > a else 0.0 for a, b in bounds]))
             keep_from = bounds[-1][1]
+            self.next_frame = i
         else:
             keep_from = 0
         self.carry_s, self.carry_h = s[keep_from:], h[keep_from:]

@@ -22,6 +22,7 @@ from facetalk.face.pose import HeadPose, fit_pose
 from facetalk.face.ring import build_ring
 
 FACE_SHARE = 0.5  # face width as a share of the crop width
+MAX_SIZE = 2048  # px: larger crops would not render in real time and need GBs of maps
 PIVOT_CM = np.array([0.0, -2.0, -4.0])  # head rotation centre in the canonical frame (upper neck)
 
 
@@ -107,16 +108,16 @@ def _skin(image: np.ndarray, lm: np.ndarray) -> np.ndarray:
 
 def build_rig(photo: np.ndarray, size: int = 512, face: int | None = None) -> FaceRig:
     """Analyse an RGB photo. `face` picks among several faces, largest first (0 = largest)."""
-    if size < 64 or size % 2:
-        raise FacetalkError(f"crop size must be an even number of pixels >= 64, got {size}")
+    if size < 64 or size > MAX_SIZE or size % 2:
+        raise FacetalkError(f"crop size must be an even number of pixels within 64..{MAX_SIZE}, got {size}")
     boxes = find_faces(photo)
     if not boxes:
         raise FacetalkError("no face found in the photo; use a photo where a face is clearly visible, "
                             "frontal or up to a three-quarter view")
     index = 0 if face is None else face
     if not 0 <= index < len(boxes):
-        raise FacetalkError(f"--face {index} asked, but the photo has {len(boxes)} face(s); "
-                            f"choose 0..{len(boxes) - 1}")
+        raise FacetalkError(f"face {index} was asked for, but the photo has {len(boxes)} face(s); "
+                            f"choose 0..{len(boxes) - 1} (0 = largest)")
     pts = _landmarks_in_photo(photo, boxes[index])
     if pts is None:
         raise FacetalkError("a face was detected but its features could not be located; use a sharper, "

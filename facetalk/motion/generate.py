@@ -28,7 +28,8 @@ def generate(features: Features, controls: Controls) -> MotionTrack:
     curves["gazePitch"] = curves["gazePitch"] - head["pitch"]
     loud = features.loudness.astype(np.float64)
     rise = np.clip(np.diff(loud, prepend=loud[:1]), 0, None)
-    brows = np.convolve(rise, np.hanning(max(3, int(0.5 * features.fps))), mode="same")
+    window = np.hanning(max(3, int(0.5 * features.fps)))
+    brows = np.convolve(rise, window, mode="full")[len(window) // 2:][: len(rise)]  # same length as rise
     curves["browInnerUp"] = np.clip(brows * BROW_ON_ONSET, 0, 0.4)
     track = MotionTrack.neutral(len(features), features.fps)
     return track.with_columns(**{k: np.asarray(v, np.float32) for k, v in curves.items()})
