@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from facetalk.cli import main
+from helpers import decoded_frames, wav_seconds
 
 FPS = 25.0
 
@@ -30,16 +31,6 @@ def probe(path: Path) -> tuple[int, int, int, float, bool]:
         v = c.streams.video[0]
         n = sum(1 for _ in c.decode(video=0))
         return v.codec_context.width, v.codec_context.height, n, float(v.average_rate), bool(c.streams.audio)
-
-
-def decoded_frames(path: Path) -> list[np.ndarray]:
-    with av.open(str(path)) as c:
-        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
-
-
-def wav_seconds(path: Path) -> float:
-    with wave.open(str(path)) as w:
-        return w.getnframes() / w.getframerate()
 
 
 def run_ok(capsys: pytest.CaptureFixture[str], *argv: str) -> str:

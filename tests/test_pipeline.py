@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import wave
 from pathlib import Path
 from typing import NamedTuple
 
@@ -17,6 +16,7 @@ from facetalk.api import Avatar
 from facetalk.errors import FacetalkError
 from facetalk.motion.controls import Controls
 from facetalk.pipeline import features_from_audio, render_video
+from helpers import decoded_frames, wav_seconds
 
 FPS = 25.0
 
@@ -45,16 +45,6 @@ def probe(path: Path) -> Probe:
         a = c.streams.audio[0] if c.streams.audio else None
         ad = float(a.duration * a.time_base) if a is not None and a.duration else None
         return Probe(v.codec_context.width, v.codec_context.height, n, float(v.average_rate), a is not None, ad)
-
-
-def decoded_frames(path: Path) -> list[np.ndarray]:
-    with av.open(str(path)) as c:
-        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
-
-
-def wav_seconds(path: Path) -> float:
-    with wave.open(str(path)) as w:
-        return w.getnframes() / w.getframerate()
 
 
 def expected_frames(audio: Path, fps: float = FPS) -> int:
