@@ -7,7 +7,6 @@ import os
 import sys
 from collections.abc import Sequence
 from importlib import resources
-from pathlib import Path
 
 from facetalk import __version__
 from facetalk.errors import FacetalkError

@@ -60,14 +60,3 @@ def canonical_mesh() -> CanonicalMesh:
         data = np.load(f)
         return CanonicalMesh(data["vertices"].astype(np.float32), data["triangles"].astype(np.int32))
 
-
-def face_triangles() -> np.ndarray:
-    """The 898 mesh triangles minus the 18 that span the mouth opening.
-
-    The mouth opening is drawn by the mouth stage, so the mesh must leave it as a hole: otherwise
-    opening the jaw would stretch the lip line into a smear.
-    """
-    inner = set(LIPS_INNER)
-    tris = canonical_mesh().triangles
-    keep = [not all(int(v) in inner for v in t) for t in tris]
-    return tris[np.asarray(keep)]

@@ -62,6 +62,5 @@ def build_ring(landmarks2d: np.ndarray, size: int) -> Ring:
     centroids = all_pts[tri].mean(1)
     outside = np.array([cv2.pointPolygonTest(poly, (float(x), float(y)), False) < 0 for x, y in centroids])
     tri = tri[outside]
-    n_oval = len(FACE_OVAL)
     index = np.concatenate([np.asarray(FACE_OVAL), 478 + np.arange(len(points))])
     return Ring(points.astype(np.float32), weights.astype(np.float32), index[tri].astype(np.int32))

@@ -11,7 +11,13 @@ import os
 import secrets
 from pathlib import Path
 
+import av
+import av.error
+
 from facetalk.errors import FacetalkError
+
+# Errors PyAV and the OS raise for data that is not what it claims to be.
+AV_ERRORS = (av.error.FFmpegError, OSError, EOFError)
 
 
 def one_line(text: object, limit: int = 160) -> str:
@@ -99,3 +105,17 @@ def remove_quietly(path: Path | None) -> None:
         pass
     except OSError:
         pass
+
+
+def open_media(p: Path, kind: str, hint: str, no_track: str) -> av.container.InputContainer:
+    """Open a media file that must hold a `kind` ("audio" or "video") stream; the caller closes it."""
+    try:
+        container = av.open(str(p), metadata_errors="replace")
+    except AV_ERRORS as exc:
+        raise FacetalkError(
+            f"cannot read {kind} '{p}': not a media file, or its header is damaged ({one_line(exc)}); {hint}"
+        ) from None
+    if not getattr(container.streams, kind):
+        container.close()
+        raise FacetalkError(f"'{p}' has no {kind} track; {no_track}")
+    return container

@@ -19,7 +19,7 @@ import av.error
 import numpy as np
 
 from facetalk.errors import FacetalkError
-from facetalk.media._files import check_input_file, one_line
+from facetalk.media._files import AV_ERRORS, check_input_file, one_line, open_media
 
 SAMPLE_RATE = 16000
 
@@ -37,8 +37,7 @@ TRUNCATION_SLACK_S = 0.25
 # exceed full scale in float formats; capping the matrix sum at 1 gives a plain average.
 _RESAMPLER_OPTIONS = {"rematrix_maxval": "1.0"}
 
-# Errors PyAV and the OS raise for data that is not what it claims to be.
-_AV_ERRORS = (av.error.FFmpegError, OSError, EOFError)
+_AV_ERRORS = AV_ERRORS
 
 
 @dataclass(frozen=True)
@@ -100,15 +99,7 @@ def open_audio_input(path: Path) -> tuple[av.container.InputContainer, av.audio.
     Shared with the video writer, which copies the user's audio into the output file.
     """
     p = check_input_file(path, "audio", _HINT)
-    try:
-        container = av.open(str(p), metadata_errors="replace")
-    except _AV_ERRORS as exc:
-        raise FacetalkError(
-            f"cannot read audio '{p}': not a media file, or its header is damaged ({one_line(exc)}); {_HINT}"
-        ) from None
-    if not container.streams.audio:
-        container.close()
-        raise FacetalkError(f"'{p}' has no audio track; pass a file with speech")
+    container = open_media(p, "audio", _HINT, "pass a file with speech")
     return container, container.streams.audio[0]
 
 

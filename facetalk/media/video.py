@@ -22,16 +22,18 @@ from av.video.reformatter import ColorRange, Colorspace
 
 from facetalk.errors import FacetalkError
 from facetalk.media._files import (
+    AV_ERRORS,
     check_input_file,
     check_output_path,
     create_partial_file,
     one_line,
+    open_media,
     remove_quietly,
 )
 from facetalk.media.audio import decode_audio_frames, open_audio_input, resample_frames
 
 _HINT = "pass an MP4, MOV, MKV, WebM or AVI video"
-_AV_ERRORS = (av.error.FFmpegError, OSError, EOFError)
+_AV_ERRORS = AV_ERRORS
 
 # AAC rates every player handles; anything else (8 kHz phone audio, 11.025 kHz, 96 kHz) is
 # resampled to 48 kHz rather than stored at a rate some decoders refuse.
@@ -377,16 +379,7 @@ def _checked_metadata(metadata: dict[str, str] | None) -> dict[str, str]:
 
 
 def _open_video(p: Path) -> av.container.InputContainer:
-    try:
-        container = av.open(str(p), metadata_errors="replace")
-    except _AV_ERRORS as exc:
-        raise FacetalkError(
-            f"cannot read video '{p}': not a media file, or its header is damaged ({one_line(exc)}); {_HINT}"
-        ) from None
-    if not container.streams.video:
-        container.close()
-        raise FacetalkError(f"'{p}' has no video track; {_HINT}")
-    return container
+    return open_media(p, "video", _HINT, _HINT)
 
 
 def _iter_frames(p: Path) -> Iterator[tuple[float, np.ndarray]]:
