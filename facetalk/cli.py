@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 from collections.abc import Sequence
 from importlib import resources
 
@@ -67,6 +68,11 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.add_argument("--image", default=None, help="portrait to measure with (default: the demo's)")
     bench.add_argument("--seconds", type=float, default=10.0, help="seconds of audio for the end-to-end run")
+    ev = sub.add_parser("eval", help="measure lip-sync, motion, identity and image quality against real clips")
+    ev.add_argument("--videos", required=True, help="folder of real talking-face videos (mp4, avi, mpg, ...)")
+    ev.add_argument("--out", required=True, help="folder for report.json, report.md, plots and generated clips")
+    ev.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the generated motion")
     return parser
 
 
@@ -91,6 +97,20 @@ def _render(image: str, audio: str, args: argparse.Namespace) -> None:
           f"{summary.width}x{summary.height}) in {summary.seconds:.2f} s = {summary.fps:.1f} fps")
 
 
+def _eval(args: argparse.Namespace) -> None:
+    import json
+
+    from facetalk.eval.run import evaluate
+
+    report = evaluate(args.videos, args.out, controls=Controls(seed=args.seed),
+                      log=lambda line: print(f"facetalk eval: {line}", file=sys.stderr))
+    if args.json:
+        print(json.dumps(json.loads((Path(args.out) / "report.json").read_text()), indent=2))
+    else:
+        print(f"wrote {Path(args.out) / 'report.md'}: {len(report['clips'])} clips measured, "
+              f"{len(report['skipped'])} skipped, in {report['seconds']:.0f} s")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -104,6 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from facetalk.bench import run_bench
 
             run_bench(image=args.image, seconds=args.seconds, as_json=args.json)
+        elif args.command == "eval":
+            _eval(args)
     except FacetalkError as exc:
         print(f"facetalk: error: {exc}", file=sys.stderr)
         return exc.exit_code

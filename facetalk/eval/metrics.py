@@ -1,0 +1,56 @@
+"""The numbers of one clip (and of a generated clip against its real one) from its measurements."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from facetalk.eval import signals
+from facetalk.eval.dlib_face import SAME_PERSON
+from facetalk.eval.measure import ClipMeasure
+from facetalk.eval.series import ClipSeries
+
+MAX_LAG = 6  # frames: the AV offset is searched within ±6 frames (±240 ms at 25 fps)
+
+
+def _mean(x: np.ndarray) -> float | None:
+    x = np.asarray(x, np.float64)
+    return float(np.nanmean(x)) if np.isfinite(x).any() else None
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if x is not None and np.isfinite(x) else None
+
+
+def clip_metrics(m: ClipMeasure) -> dict[str, float | None]:
+    """Every metric a clip has on its own (real or generated alike)."""
+    s = m.series
+    corr, lag = signals.av_sync(s.mouth, s.envelope, MAX_LAG)
+    sd = np.nanstd(s.angles, axis=0) if np.isfinite(s.angles).any() else np.full(3, np.nan)
+    gaze = s.gaze[np.isfinite(s.gaze).all(axis=1)]
+    ids = np.asarray(m.id_distances)
+    return {
+        "av_corr": _finite(corr),
+        "av_offset_frames": lag,
+        "dP": _finite(signals.mean_abs_delta(s.angles)),
+        "yaw_sd": _finite(sd[0]),
+        "pitch_sd": _finite(sd[1]),
+        "roll_sd": _finite(sd[2]),
+        "blinks_per_min": _finite(signals.blinks_per_minute(s.blinks, len(s), s.fps)),
+        "gaze_sd": _finite(100.0 * float(np.sqrt(gaze.var(axis=0).sum()))) if len(gaze) > 2 else None,
+        "id_distance": _mean(ids),
+        "id_match": float((ids < SAME_PERSON).mean()) if len(ids) else None,
+        "sharpness_ratio": _mean(m.sharpness),
+        "background_psnr": _mean(m.background_psnr),
+        "jitter": _finite(signals.jitter(s.landmarks)),
+    }
+
+
+def paired_metrics(real: ClipSeries, generated: ClipSeries) -> dict[str, float | None]:
+    """Generated against real, frame against frame at the real clip's frame times."""
+    at = real.times
+    mouth = signals.resample(generated.times, generated.mouth, at)
+    landmarks = signals.resample(generated.times, generated.landmarks, at)
+    return {
+        "mouth_corr": _finite(signals.pearson(real.mouth, mouth)),
+        "lmd": _mean(signals.mouth_landmark_distance(real.landmarks, landmarks)),
+    }
