@@ -5,16 +5,16 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.facetalk-installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench eval clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -e ".[test,eval]"
 	# MediaPipe 0.10.21 is the last release that ships its face models; its declared dependencies
 	# would add jax and the GUI OpenCV build, so it goes in alone (see ../shared/FACTS.md).
 	$(PY) -m pip install -q --no-deps "mediapipe==0.10.21"
-	$(PY) -c "import mediapipe, cv2, av, numba; print('facetalk environment ready')"
+	$(PY) -c "import mediapipe, cv2, av, numba, dlib; print('facetalk environment ready')"
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -28,5 +28,10 @@ test: setup
 bench: setup
 	$(VENV)/bin/facetalk bench
 
+# The evaluation over the shared real clips (see README): a report in eval_report/.
+EVAL_VIDEOS ?= ../shared/eval/video_real
+eval: setup
+	$(VENV)/bin/facetalk eval --videos $(EVAL_VIDEOS) --out eval_report
+
 clean:
-	rm -rf $(VENV) facetalk_demo.mp4 .pytest_cache
+	rm -rf $(VENV) facetalk_demo.mp4 eval_report .pytest_cache
