@@ -238,3 +238,39 @@ def test_loudest_dbfs():
     t = np.arange(RATE) / RATE
     assert loudest_dbfs(0.1 * np.sin(2 * np.pi * 440 * t)) == pytest.approx(20 * np.log10(0.1 / np.sqrt(2)), abs=0.1)
     assert loudest_dbfs(np.zeros(RATE)) < -150
+
+
+def synthetic_measure(name: str, mouth_gaps: np.ndarray, ids: list[float], shift: float = 0.0):
+    """A ClipMeasure built from schematic faces: yaw swings ±2° (sd √2), gaze alternates ±0.05."""
+    from facetalk.eval.measure import ClipMeasure
+    from facetalk.eval.series import ClipSeries
+
+    n = len(mouth_gaps)
+    lm = np.stack([face68(gap=g) + [200 + shift, 150] for g in mouth_gaps])
+    angles = np.column_stack([2 * np.sin(np.arange(n) * np.pi / 2), np.zeros(n), np.zeros(n)])
+    gaze = np.column_stack([0.05 * (-1.0) ** np.arange(n), np.zeros(n)])
+    series = ClipSeries(name, np.arange(n) / FPS, FPS, (512, 512), lm, signals.mouth_opening(lm), angles,
+                        signals.eye_aspect_ratio(lm), np.array([10, 60]), np.asarray(mouth_gaps, float), gaze)
+    return ClipMeasure(series, np.full(n, 0.9), np.full(n - 1, 40.0), np.asarray(ids), [])
+
+
+def test_clip_and_paired_metrics_aggregate_known_series():
+    from facetalk.eval.metrics import clip_metrics, paired_metrics
+
+    gaps = np.abs(smooth_noise(150, seed=4)) * 10
+    real = synthetic_measure("real", gaps, [0.3, 0.7])
+    m = clip_metrics(real)
+    assert m["id_distance"] == pytest.approx(0.5) and m["id_match"] == pytest.approx(0.5)
+    assert m["yaw_sd"] == pytest.approx(np.sqrt(2), rel=0.02) and m["pitch_sd"] == 0.0
+    assert m["dP"] == pytest.approx(2 * 1.0 / 3)  # |Δyaw| = 2° every frame, pitch and roll still
+    assert m["gaze_sd"] == pytest.approx(5.0)
+    assert m["blinks_per_min"] == pytest.approx(2 / (150 / FPS / 60))
+    assert m["av_offset_frames"] == 0 and m["av_corr"] > 0.99  # envelope = the gaps themselves
+    assert m["sharpness_ratio"] == pytest.approx(0.9) and m["background_psnr"] == pytest.approx(40.0)
+    assert m["jitter"] == pytest.approx(0.0, abs=1e-9)
+
+    same = synthetic_measure("gen", gaps, [0.1], shift=37.0)  # same mouth, elsewhere in the frame
+    p = paired_metrics(real.series, same.series)
+    assert p["mouth_corr"] == pytest.approx(1.0) and p["lmd"] == pytest.approx(0.0, abs=1e-9)
+    other = synthetic_measure("gen", gaps[::-1].copy(), [0.1])
+    assert paired_metrics(real.series, other.series)["mouth_corr"] < 0.5
