@@ -56,7 +56,8 @@ def features_from_audio(path: str | os.PathLike[str], fps: float) -> Features:
     if len(features) < n_frames:  # container duration and decoded samples can differ by a frame
         pad = n_frames - len(features)
         features = Features(fps, *(np.pad(a, (0, pad)) for a in
-                                   (features.loudness, features.level_db, features.brightness, features.active)))
+                                   (features.loudness, features.level_db, features.brightness, features.active)),
+                            features.phones)
     return features
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import butter, sosfilt, sosfilt_zi
 
+from facetalk.audio.phones import Phones, PhoneRecogniser
+
 SILENCE_DBFS = -50.0  # frames quieter than this are silence whatever the clip's level
 DYNAMIC_RANGE_DB = 35.0  # loudness maps [peak - range, peak] to [0, 1]
 SPEECH_BAND_HZ = (200.0, 4000.0)
@@ -28,6 +30,7 @@ class Features:
     level_db: np.ndarray  # (T,) speech-band level in dBFS
     brightness: np.ndarray  # (T,) share of high-band energy (fricatives, spread vowels), 0..1
     active: np.ndarray  # (T,) 0..1 voice activity (smoothed)
+    phones: Phones | None = None  # timed phones, None where recognition was off or failed
 
     def __len__(self) -> int:
         return len(self.loudness)
@@ -103,11 +106,14 @@ def _smooth(x: np.ndarray, frames: float) -> np.ndarray:
     return np.convolve(np.pad(x, r, mode="edge"), k, mode="valid")
 
 
-def audio_features(chunks: Iterable[np.ndarray], rate: int, fps: float) -> Features:
-    """Features from a stream of mono float32 chunks at `rate` Hz."""
+def audio_features(chunks: Iterable[np.ndarray], rate: int, fps: float, phones: bool = True) -> Features:
+    """Features from a stream of mono float32 chunks at `rate` Hz (16 kHz for phones)."""
     acc = _FrameEnergies(rate, fps)
+    recogniser = PhoneRecogniser(rate) if phones and rate == 16000 else None
     for chunk in chunks:
         acc.push(chunk)
+        if recogniser is not None:
+            recogniser.push(chunk)
     speech, high = acc.finish()
     level = 10 * np.log10(speech + 1e-12)
     loud_frames = level[level > SILENCE_DBFS]
@@ -117,4 +123,5 @@ def audio_features(chunks: Iterable[np.ndarray], rate: int, fps: float) -> Featu
     brightness = high / (high + speech + 1e-12)
     active = _smooth((loudness > 0.25).astype(np.float64), 0.15 * fps)
     f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
-    return Features(float(fps), f32(loudness), f32(level), f32(brightness), f32(np.clip(active, 0, 1)))
+    return Features(float(fps), f32(loudness), f32(level), f32(brightness), f32(np.clip(active, 0, 1)),
+                    recogniser.finish() if recogniser is not None else None)

@@ -1,8 +1,8 @@
-"""Mouth layer: loudness opens the jaw, spectral brightness spreads or rounds the lips.
+"""Mouth layer: phones give the shapes (visemes with coarticulation), loudness scales how open.
 
-A first, phone-free lip-sync: the speech-band envelope is the best single predictor of jaw opening.
-Opening follows the sound fast and closes a little slower (muscles release slower than they
-contract), and the lips shape towards spread for bright sounds and rounded for dark ones.
+Without phones (recognition off or failed) a loudness-only fallback: the speech-band envelope is
+the best single predictor of jaw opening; it opens fast and closes a little slower (muscles
+release slower than they contract), and the lips spread for bright sounds and round for dark ones.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from facetalk.audio.features import Features
+from facetalk.motion.visemes import blend
 
 JAW_GAIN = 0.55  # jawOpen at full loudness (1.0 = the widest the face can open)
 ATTACK_S, RELEASE_S = 0.025, 0.06  # time constants of opening and closing
@@ -28,6 +29,36 @@ def follow_envelope(x: np.ndarray, fps: float, attack_s: float, release_s: float
 
 
 def mouth_curves(features: Features) -> dict[str, np.ndarray]:
+    phones = features.phones
+    if phones is not None and any(p != "SIL" for p in phones.labels):
+        return viseme_curves(features)
+    return loudness_curves(features)
+
+
+def loudness_gain(loudness: np.ndarray, fps: float) -> np.ndarray:
+    """How far a viseme opens: quiet speech is mumbled, loud speech wide (0.25 .. 1.35)."""
+    loud = follow_envelope(loudness.astype(np.float64), fps, ATTACK_S, RELEASE_S)
+    return np.clip(0.25 + 1.1 * loud, 0.0, 1.35)
+
+
+def viseme_curves(features: Features) -> dict[str, np.ndarray]:
+    v = blend(features.phones, len(features), features.fps)
+    gain = loudness_gain(features.loudness, features.fps)
+    jaw = v["jawOpen"] * gain
+    return {
+        "jawOpen": jaw,
+        "mouthClose": v["mouthClose"],
+        "mouthPress": v["mouthPress"],
+        "mouthFunnel": v["mouthFunnel"],
+        "mouthPucker": v["mouthPucker"],
+        "mouthStretchL": v["mouthStretch"],
+        "mouthStretchR": v["mouthStretch"],
+        "upperLipUp": v["upperLipUp"],
+        "lowerLipDown": v["lowerLipDown"] * gain + jaw * 0.2,
+    }
+
+
+def loudness_curves(features: Features) -> dict[str, np.ndarray]:
     fps = features.fps
     loud = features.loudness.astype(np.float64)
     jaw = follow_envelope(np.power(loud, 0.8) * JAW_GAIN, fps, ATTACK_S, RELEASE_S)

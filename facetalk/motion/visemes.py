@@ -1,0 +1,124 @@
+"""Timed phones -> mouth expression curves: visemes blended by a dominance model of coarticulation.
+
+Each phone maps to one of 14 visemes, a target for the mouth coefficients. A target's influence
+rises before its sound (lips anticipate speech) and decays after it, with a strength
+("dominance") per viseme and per articulator (Cohen & Massaro 1993): a bilabial dominates the lips
+and always closes them, while T, D, K leave the lips to their neighbours, so the rounding of a
+/u/ spreads over the consonants around it. Silence has a weak target of relaxed, closed lips, so
+a pause lets the mouth settle instead of snapping shut.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from facetalk.audio.phones import Phones
+
+# Coefficients a viseme sets. mouthClose brings the lips together from wherever the photo has
+# them, so "closed" is closed even for a photo taken mid-word.
+MOUTH = ("jawOpen", "mouthClose", "mouthPress", "mouthFunnel", "mouthPucker", "mouthStretch", "upperLipUp",
+         "lowerLipDown")
+JAW, LIPS = 0, 1  # articulator groups: the jaw, and everything the lips do
+_GROUP = np.array([JAW, LIPS, LIPS, LIPS, LIPS, LIPS, LIPS, LIPS])
+
+ANTICIPATION_S = 0.03  # the mouth shapes this much before the sound's centre
+REACH_S = 0.07  # how far (beyond its own half length) a viseme's influence reaches
+CLOSURE_JAW = 0.05  # jawOpen at the closed frame of a bilabial
+BLOCK = 256  # frames blended at a time
+REST_PRIOR = 1e-3  # weight of the rest shape everywhere
+
+
+@dataclass(frozen=True)
+class Viseme:
+    target: tuple[float, ...]  # in MOUTH order
+    dominance: tuple[float, float]  # (jaw, lips)
+
+
+def _v(jaw=0.0, close=0.0, press=0.0, funnel=0.0, pucker=0.0, stretch=0.0, lip_up=0.0, lip_down=0.0,
+       dom=(1.0, 1.0)) -> Viseme:
+    return Viseme((jaw, close, press, funnel, pucker, stretch, lip_up, lip_down), dom)
+
+
+VISEMES: dict[str, Viseme] = {
+    "sil": _v(close=0.9, dom=(0.3, 0.3)),
+    "PP": _v(jaw=0.03, close=1.0, press=0.4, dom=(4.0, 6.0)),  # M B P: lips pressed shut
+    "FF": _v(jaw=0.07, close=0.7, lip_up=0.35, dom=(2.0, 3.0)),  # F V: lower lip under the upper teeth
+    "TH": _v(jaw=0.15, lip_up=0.1, dom=(1.0, 0.5)),
+    "DD": _v(jaw=0.17, dom=(0.8, 0.2)),  # T D N L: the tongue works, the lips are free
+    "SS": _v(jaw=0.06, stretch=0.3, dom=(1.5, 0.5)),  # S Z: teeth nearly together
+    "SH": _v(jaw=0.1, funnel=0.55, pucker=0.2, dom=(1.2, 1.5)),  # SH CH JH ZH
+    "KK": _v(jaw=0.22, dom=(0.8, 0.2)),  # K G NG HH
+    "RR": _v(jaw=0.15, funnel=0.35, pucker=0.25, dom=(1.0, 1.0)),
+    "WW": _v(jaw=0.1, pucker=0.85, funnel=0.3, dom=(1.0, 2.0)),  # W UW UH: rounded, protruded
+    "AA": _v(jaw=0.62, stretch=0.1, lip_down=0.3, dom=(1.2, 0.8)),  # open vowels
+    "EH": _v(jaw=0.4, stretch=0.3, lip_down=0.15, dom=(1.0, 0.8)),  # mid vowels
+    "IY": _v(jaw=0.2, stretch=0.55, dom=(1.0, 1.0)),  # spread vowels
+    "OW": _v(jaw=0.45, funnel=0.6, pucker=0.3, dom=(1.0, 1.2)),  # rounded vowels
+    "ER": _v(jaw=0.28, funnel=0.3, pucker=0.15, dom=(1.0, 0.8)),
+    "noise": _v(jaw=0.3, dom=(0.6, 0.3)),  # voice the recogniser cannot name: open by loudness
+}
+
+PHONE_VISEME: dict[str, str] = {
+    "SIL": "sil", "M": "PP", "B": "PP", "P": "PP", "F": "FF", "V": "FF", "TH": "TH", "DH": "TH",
+    "T": "DD", "D": "DD", "N": "DD", "L": "DD", "S": "SS", "Z": "SS",
+    "SH": "SH", "ZH": "SH", "CH": "SH", "JH": "SH", "K": "KK", "G": "KK", "NG": "KK", "HH": "KK", "Y": "IY",
+    "R": "RR", "W": "WW", "UW": "WW", "UH": "WW",
+    "AA": "AA", "AE": "AA", "AH": "AA", "AY": "AA", "AW": "AA",
+    "EH": "EH", "EY": "EH", "ER": "ER", "IY": "IY", "IH": "IY", "OW": "OW", "AO": "OW", "OY": "OW",
+    "SPN": "noise",
+}
+
+
+def viseme_of(phone: str) -> str:
+    return PHONE_VISEME.get(phone.upper(), "noise")
+
+
+def blend(phones: Phones, n_frames: int, fps: float) -> dict[str, np.ndarray]:
+    """Per-frame mouth targets (MOUTH order) from phones, with coarticulation and closures.
+
+    Dominance of segment i at time t: its group's strength times a falloff that is flat over the
+    segment (shifted earlier by ANTICIPATION_S) and decays with distance beyond it over REACH_S.
+    """
+    t = np.arange(n_frames) / fps
+    rest = np.array(VISEMES["sil"].target)
+    if len(phones) == 0:
+        return {name: np.full(n_frames, rest[k]) for k, name in enumerate(MOUTH)}
+    names = [viseme_of(p) for p in phones.labels]
+    targets = np.array([VISEMES[v].target for v in names])  # (N, P)
+    dom = np.array([VISEMES[v].dominance for v in names])[:, _GROUP]  # (N, P)
+    reach = np.where([n == "sil" for n in names], 2 * REACH_S, REACH_S)  # rest comes on gently
+    start = phones.starts - ANTICIPATION_S
+    end = np.maximum(phones.ends - ANTICIPATION_S, start + 1.0 / fps)
+    out = np.empty((n_frames, len(MOUTH)))
+    horizon = 4 * 2 * REACH_S  # beyond this a segment's weight is nil (e^-16)
+    for b0 in range(0, n_frames, BLOCK):  # frames in blocks, against nearby segments only: linear in length
+        tb = t[b0:b0 + BLOCK]
+        lo = np.searchsorted(end, tb[0] - horizon)
+        hi = max(np.searchsorted(start, tb[-1] + horizon), lo + 1)
+        lo = min(lo, len(names) - 1)
+        hi = min(hi, len(names))
+        # Distance of each frame outside each segment, in s (0 inside).
+        dist = np.maximum(0.0, np.maximum(start[None, lo:hi] - tb[:, None], tb[:, None] - end[None, lo:hi]))
+        fall = np.exp(-((dist / reach[None, lo:hi]) ** 2))  # (B, n)
+        weights = fall[:, :, None] * dom[None, lo:hi, :]  # (B, n, P)
+        # A faint rest prior: far from any segment (before the first, after the last) lips rest.
+        out[b0:b0 + BLOCK] = ((weights * targets[None, lo:hi]).sum(1) + REST_PRIOR * rest) / (weights.sum(1) + REST_PRIOR)
+    _close_bilabials(out, names, start, end, fps)
+    return {name: out[:, k] for k, name in enumerate(MOUTH)}
+
+
+def _close_bilabials(out: np.ndarray, names: list[str], start: np.ndarray, end: np.ndarray, fps: float) -> None:
+    """Every M, B, P gets at least one frame of shut lips, however short it was: a missed
+    closure is the lip-sync error viewers notice first."""
+    jaw, close = MOUTH.index("jawOpen"), MOUTH.index("mouthClose")
+    for name, a, b in zip(names, start, end):
+        if name != "PP":
+            continue
+        frames = np.arange(np.ceil(a * fps), np.floor(b * fps) + 1).astype(int)
+        if len(frames) == 0:  # shorter than a frame: the frame nearest its middle
+            frames = np.array([int(round((a + b) / 2 * fps))])
+        frames = frames[(frames >= 0) & (frames < len(out))]
+        out[frames, jaw] = np.minimum(out[frames, jaw], CLOSURE_JAW)
+        out[frames, close] = 1.0
