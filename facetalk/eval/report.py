@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import secrets
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from urllib.parse import quote
 import numpy as np
 
 from facetalk.eval.series import ClipSeries
+from facetalk.media._files import create_partial_file, remove_quietly
 
 METRICS: tuple[str, ...] = (
     "mouth_corr",
@@ -233,34 +233,14 @@ def _jsonable(obj: Any) -> Any:
     return str(obj)  # an odd value must not lose an hour of measurements at the last step
 
 
-def _partial_path(final: Path) -> Path:
-    """Create an empty hidden ``.NAME.partial-XXXX`` file beside ``final`` and return its path.
-
-    Beside the target so that ``os.replace`` is atomic (same file system); created with the
-    usual umask-based mode, unlike ``tempfile.mkstemp``'s owner-only one.
-    """
-    for _ in range(100):
-        candidate = final.parent / f".{final.name}.partial-{secrets.token_hex(4)}{final.suffix}"
-        try:
-            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
-            continue
-        os.close(fd)
-        return candidate
-    raise OSError(f"cannot create a temporary file beside '{final}'")
-
-
 def _write_atomically(final: Path, write: Callable[[Path], None]) -> None:
     """Run ``write(tmp)`` and move the result onto ``final``: readers see the old file or the new, never half."""
-    tmp = _partial_path(final)
+    tmp = create_partial_file(final, final.suffix)
     try:
         write(tmp)
         os.replace(tmp, final)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        remove_quietly(tmp)
         raise
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from facetalk.errors import FacetalkError
 from facetalk.media.audio import SAMPLE_RATE, iter_audio, probe_audio, read_audio
+from helpers import corrupt_middle
 
 SECONDS = 1.5
 
@@ -232,10 +233,7 @@ def test_zero_samples_and_too_short(tmp_path: Path, make_media: Callable[..., Pa
 
 def test_corrupt_data_mid_stream(make_media: Callable[..., Path]) -> None:
     path = make_media("c.m4a", seconds=3.0, rate=48000, audio_codec="aac", format="mp4")
-    data = bytearray(path.read_bytes())
-    mid = len(data) // 2
-    data[mid : mid + 3000] = np.random.default_rng(1).integers(0, 256, 3000, dtype=np.uint8).tobytes()
-    path.write_bytes(bytes(data))
+    corrupt_middle(path)
     with pytest.raises(FacetalkError) as err:
         read_audio(path)
     _assert_one_line(err, "c.m4a", "corrupt")

@@ -15,6 +15,7 @@ import pytest
 from facetalk.errors import FacetalkError
 from facetalk.media.audio import read_audio
 from facetalk.media.video import VideoWriter, probe_video, read_video_frames
+from helpers import corrupt_middle
 
 W, H, FPS = 96, 64, 25.0
 
@@ -204,10 +205,7 @@ def test_probe_counts_frames_when_the_header_does_not(make_media: Callable[..., 
 
 def test_corrupt_audio_mid_way_leaves_nothing(tmp_path: Path, make_media: Callable[..., Path]) -> None:
     voice = make_media("voice.m4a", seconds=3.0, rate=48000, audio_codec="aac", format="mp4")
-    data = bytearray(voice.read_bytes())
-    mid = len(data) // 2
-    data[mid : mid + 3000] = np.random.default_rng(1).integers(0, 256, 3000, dtype=np.uint8).tobytes()
-    voice.write_bytes(bytes(data))
+    corrupt_middle(voice)
     with pytest.raises(FacetalkError) as err:
         _write(tmp_path / "out.mp4", 75, audio_path=voice)
     _assert_one_line(err, "voice.m4a", "corrupt")
