@@ -18,6 +18,7 @@ JAW_MAX_RAD = 0.28  # rad: jaw rotation at jawOpen = 1 (lower lip drops ~2 cm)
 SMILE_CM = np.array([0.55, 0.45, -0.25])  # corner offset (out, up, back) of a full smile
 STRETCH_CM = np.array([0.45, -0.15, -0.1])
 BROW_RAISE_CM = 0.45
+JAW_CLOSING_SHARE = 0.8  # of an open photo's lip gap closed by raising the jaw; the lips close the rest
 LID_SIGMA_CM = 0.32  # how far above the lid the skin follows it
 
 
@@ -41,6 +42,10 @@ def _mirror(v: np.ndarray, sign: float) -> np.ndarray:
 
 
 def jaw_open(shape: np.ndarray) -> np.ndarray:
+    return _jaw_rotation(shape, JAW_MAX_RAD)
+
+
+def _jaw_rotation(shape: np.ndarray, angle: float) -> np.ndarray:
     """Rotate everything below the mouth line about the jaw hinge (in front of the ears)."""
     ears = shape[[234, 454]].mean(0)
     hinge = np.array([0.0, ears[1] - 1.0, ears[2] + 1.0])
@@ -53,8 +58,8 @@ def jaw_open(shape: np.ndarray) -> np.ndarray:
     w[lower] = 1.0
     w[upper] = 0.0
     w[list(L.MOUTH_CORNERS) + [78, 308]] = 0.45
-    c, s = np.cos(JAW_MAX_RAD), np.sin(JAW_MAX_RAD)
-    rot = np.array([[1, 0, 0], [0, c, -s], [0, s, c]])  # chin moves down and back
+    c, s = np.cos(angle), np.sin(angle)
+    rot = np.array([[1, 0, 0], [0, c, -s], [0, s, c]])  # angle > 0: chin moves down and back
     moved = (shape - hinge) @ rot.T + hinge
     return (moved - shape) * w[:, None]
 
@@ -74,16 +79,27 @@ def _lip_gap_field(shape: np.ndarray, upper_share: float) -> np.ndarray:
 
 
 def mouth_close(shape: np.ndarray) -> np.ndarray:
-    return _lip_gap_field(shape, 0.5)
+    """Shut a mouth the photo shows open, mostly as a jaw does: the lower lip and chin rise together,
+    so the lips keep their thickness instead of being stretched over the gap; the lips themselves
+    close what the jaw leaves."""
+    up, lo = list(L.LIPS_INNER_UPPER[4:7]), list(L.LIPS_INNER_LOWER[6:3:-1])  # the middle three pairs
+    gap = float(np.mean(shape[up, 1] - shape[lo, 1]))
+    if gap <= 0.0:
+        return _lip_gap_field(shape, 0.5)
+    per_rad = float(np.mean(_jaw_rotation(shape, 0.01)[lo, 1])) / 0.01  # lower lip drop per radian (< 0)
+    angle = JAW_CLOSING_SHARE * gap / per_rad  # negative: the jaw closes
+    jaw = _jaw_rotation(shape, angle)
+    return jaw + _lip_gap_field(shape + jaw, 0.5)
 
 
 def mouth_press(shape: np.ndarray) -> np.ndarray:
-    """Lips pressed: closed, thinned (outer contours pulled towards the line)."""
-    f = _lip_gap_field(shape, 0.5)
+    """Lips pressed: thinned, the outer contours pulled towards the line between them. Closing the
+    photo's lip gap is mouthClose's job; the two add up for an M in a photo taken mid-word."""
     mid = shape[list(L.LIPS_INNER)].mean(0)
     outer = list(L.LIPS_OUTER_UPPER[1:-1]) + list(L.LIPS_OUTER_LOWER[1:-1])
-    f[outer, 1] += (mid[1] - shape[outer, 1]) * 0.3
-    return f
+    disp = np.zeros((len(outer), 3))
+    disp[:, 1] = (mid[1] - shape[outer, 1]) * 0.3
+    return _rbf(shape, outer, disp, 0.25)
 
 
 def _towards_centre(shape: np.ndarray, narrow: float, forward: float, open_cm: float) -> np.ndarray:

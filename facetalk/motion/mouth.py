@@ -29,10 +29,14 @@ def follow_envelope(x: np.ndarray, fps: float, attack_s: float, release_s: float
 
 
 def mouth_curves(features: Features) -> dict[str, np.ndarray]:
+    """The mouth's coefficients; mouthClose is 1 throughout: the photo's own lip gap is removed and
+    every opening comes from the speech, or a photo taken mid-word would never shut its mouth."""
     phones = features.phones
     if phones is not None and any(p != "SIL" for p in phones.labels):
-        return viseme_curves(features)
-    return loudness_curves(features)
+        curves = viseme_curves(features)
+    else:
+        curves = loudness_curves(features)
+    return {**curves, "mouthClose": np.ones(len(features))}
 
 
 def loudness_gain(loudness: np.ndarray, fps: float) -> np.ndarray:
@@ -47,7 +51,6 @@ def viseme_curves(features: Features) -> dict[str, np.ndarray]:
     jaw = v["jawOpen"] * gain
     return {
         "jawOpen": jaw,
-        "mouthClose": v["mouthClose"],
         "mouthPress": v["mouthPress"],
         "mouthFunnel": v["mouthFunnel"],
         "mouthPucker": v["mouthPucker"],

@@ -16,12 +16,11 @@ import numpy as np
 
 from facetalk.audio.phones import Phones
 
-# Coefficients a viseme sets. mouthClose brings the lips together from wherever the photo has
-# them, so "closed" is closed even for a photo taken mid-word.
-MOUTH = ("jawOpen", "mouthClose", "mouthPress", "mouthFunnel", "mouthPucker", "mouthStretch", "upperLipUp",
-         "lowerLipDown")
+# Coefficients a viseme sets, all measured from closed lips (the mouth layer removes the photo's
+# own lip gap first, so a photo taken mid-word speaks like one with its mouth shut).
+MOUTH = ("jawOpen", "mouthPress", "mouthFunnel", "mouthPucker", "mouthStretch", "upperLipUp", "lowerLipDown")
 JAW, LIPS = 0, 1  # articulator groups: the jaw, and everything the lips do
-_GROUP = np.array([JAW, LIPS, LIPS, LIPS, LIPS, LIPS, LIPS, LIPS])
+_GROUP = np.array([JAW, LIPS, LIPS, LIPS, LIPS, LIPS, LIPS])
 
 ANTICIPATION_S = 0.03  # the mouth shapes this much before the sound's centre
 REACH_S = 0.07  # how far (beyond its own half length) a viseme's influence reaches
@@ -36,15 +35,15 @@ class Viseme:
     dominance: tuple[float, float]  # (jaw, lips)
 
 
-def _v(jaw=0.0, close=0.0, press=0.0, funnel=0.0, pucker=0.0, stretch=0.0, lip_up=0.0, lip_down=0.0,
+def _v(jaw=0.0, press=0.0, funnel=0.0, pucker=0.0, stretch=0.0, lip_up=0.0, lip_down=0.0,
        dom=(1.0, 1.0)) -> Viseme:
-    return Viseme((jaw, close, press, funnel, pucker, stretch, lip_up, lip_down), dom)
+    return Viseme((jaw, press, funnel, pucker, stretch, lip_up, lip_down), dom)
 
 
 VISEMES: dict[str, Viseme] = {
-    "sil": _v(close=0.9, dom=(0.3, 0.3)),
-    "PP": _v(jaw=0.03, close=1.0, press=0.4, dom=(4.0, 6.0)),  # M B P: lips pressed shut
-    "FF": _v(jaw=0.07, close=0.7, lip_up=0.35, dom=(2.0, 3.0)),  # F V: lower lip under the upper teeth
+    "sil": _v(dom=(0.3, 0.3)),
+    "PP": _v(jaw=0.03, press=0.4, dom=(4.0, 6.0)),  # M B P: lips pressed shut
+    "FF": _v(jaw=0.07, lip_up=0.35, dom=(2.0, 3.0)),  # F V: lower lip under the upper teeth
     "TH": _v(jaw=0.15, lip_up=0.1, dom=(1.0, 0.5)),
     "DD": _v(jaw=0.17, dom=(0.8, 0.2)),  # T D N L: the tongue works, the lips are free
     "SS": _v(jaw=0.06, stretch=0.3, dom=(1.5, 0.5)),  # S Z: teeth nearly together
@@ -112,7 +111,8 @@ def blend(phones: Phones, n_frames: int, fps: float) -> dict[str, np.ndarray]:
 def _close_bilabials(out: np.ndarray, names: list[str], start: np.ndarray, end: np.ndarray, fps: float) -> None:
     """Every M, B, P gets at least one frame of shut lips, however short it was: a missed
     closure is the lip-sync error viewers notice first."""
-    jaw, close = MOUTH.index("jawOpen"), MOUTH.index("mouthClose")
+    jaw = MOUTH.index("jawOpen")
+    parting = [MOUTH.index(n) for n in ("mouthFunnel", "upperLipUp", "lowerLipDown")]  # lip moves that part them
     for name, a, b in zip(names, start, end):
         if name != "PP":
             continue
@@ -121,4 +121,4 @@ def _close_bilabials(out: np.ndarray, names: list[str], start: np.ndarray, end: 
             frames = np.array([int(round((a + b) / 2 * fps))])
         frames = frames[(frames >= 0) & (frames < len(out))]
         out[frames, jaw] = np.minimum(out[frames, jaw], CLOSURE_JAW)
-        out[frames, close] = 1.0
+        out[np.ix_(frames, parting)] = 0.0

@@ -13,13 +13,14 @@ import numpy as np
 from facetalk.face import landmarks as L
 from facetalk.face.rig import FaceRig
 from facetalk.motion.track import Motion
-from facetalk.render.deform import deform, mesh_geometry
+from facetalk.render.deform import deform, head_transform, mesh_geometry
 from facetalk.render.eyes import draw_eye, gaze_offset_px
-from facetalk.render.mouth import draw_mouth, mouth_palette
+from facetalk.render.mouth import draw_mouth, mouth_palette, photo_teeth
 from facetalk.render.raster import rasterize_map
 
 MAP_STEP = 2  # the backward map is rasterised at 1/MAP_STEP resolution and upsampled (it is smooth)
-PHOTO_OPEN_PX = 3.0  # an inner-lip gap wider than this in the photo shows teeth worth reusing
+PHOTO_OPEN_SHARE = 0.12  # an inner-lip gap over this share of the mouth width shows teeth worth reusing;
+# a narrower one is a sliver that would smear when stretched open, so the interior is painted instead
 
 
 class Renderer:
@@ -47,13 +48,22 @@ class Renderer:
         premultiplied = (rig.foreground.astype(np.uint16) * alpha[..., None] + 127) // 255
         self._person = np.dstack([premultiplied.astype(np.uint8), alpha])
         self._plate = rig.plate
-        self._palette = mouth_palette(rig.skin_rgb, rig.grayscale)
         self._src_upper = rig.landmarks[list(L.LIPS_INNER_UPPER), :2]
         self._src_lower = rig.landmarks[list(L.LIPS_INNER_LOWER[::-1]), :2]
+        teeth = photo_teeth(rig.foreground, self._src_upper, self._src_lower, rig.skin_rgb)
+        self._palette = mouth_palette(rig.skin_rgb, rig.grayscale, teeth)
         self._blink_l = rig.expressions.index("eyeBlinkL")
         self._blink_r = rig.expressions.index("eyeBlinkR")
         gap_px = rig.mouth_gap_cm * rig.pose.scale
-        self._photo_open = gap_px > PHOTO_OPEN_PX
+        width_px = float(np.linalg.norm(self._src_upper[0] - self._src_upper[-1]))
+        self._photo_open = gap_px > PHOTO_OPEN_SHARE * width_px
+        # Teeth anchors in the canonical frame: the upper row is fixed to the skull where the
+        # closed lips meet; the lower row moves with the jaw alone (not with the lip's own moves).
+        close, jaw = rig.expressions.index("mouthClose"), rig.expressions.index("jawOpen")
+        upper, lower = list(L.LIPS_INNER_UPPER), list(L.LIPS_INNER_LOWER[::-1])
+        self._bite = rig.shape[upper] + rig.basis[close][upper]
+        self._jaw_rows = (jaw, close)
+        self._lower_rest, self._lower_fields = rig.shape[lower], rig.basis[[jaw, close]][:, lower]
 
     def backward_map(self, motion: Motion) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Fill the maps for `motion`; returns (map_x, map_y, output positions of vertices)."""
@@ -81,6 +91,10 @@ class Renderer:
                                     (L.EYE_L, L.EYE_L_UPPER, expr[self._blink_l])):
             draw_eye(frame, dst[list(eye)], dst[list(upper)], float(closure), map_x, map_y, rig.eye_plate,
                      rig.foreground, rig.iris_alpha, rig.lid_plate, rig.lash_rgb, shift)
+        rot, scale, offset = head_transform(rig, self.geo, motion)
+        to_px = lambda x: (scale * (x - rig.pivot) @ rot.T + offset)[:, :2]  # noqa: E731
+        jaw_line = self._lower_rest + np.tensordot(expr[list(self._jaw_rows)], self._lower_fields, axes=1)
         draw_mouth(frame, dst[list(L.LIPS_INNER_UPPER)], dst[list(L.LIPS_INNER_LOWER[::-1])], self._palette,
-                   self._src_upper, self._src_lower, rig.foreground, self._photo_open)
+                   self._src_upper, self._src_lower, rig.foreground, self._photo_open,
+                   bite=to_px(self._bite), jaw_line=to_px(jaw_line))
         return frame

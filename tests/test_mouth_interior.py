@@ -1,0 +1,85 @@
+"""The mouth on screen: closing a photo's open mouth, and the painted interior on literal contours."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from facetalk.face import landmarks as L
+from facetalk.face.rig import FaceRig
+from facetalk.render.mouth import draw_mouth, mouth_palette, photo_teeth
+
+LIP = (200, 90, 100)
+SKIN = np.array([200.0, 160.0, 140.0])
+
+
+def test_closing_an_open_photo_mouth_keeps_the_lips_whole(rig: FaceRig) -> None:
+    """The portrait smiles with parted lips: mouthClose shuts them by raising the jaw, so the lower
+    lip rises whole instead of being stretched up over the gap."""
+    close = rig.basis[rig.expressions.index("mouthClose")]
+    shape, shut = rig.shape, rig.shape + close
+    gap = lambda s: s[L.UPPER_LIP_MID, 1] - s[L.LOWER_LIP_MID, 1]  # noqa: E731  (y is up)
+    lower_lip = lambda s: s[L.LOWER_LIP_MID, 1] - s[17, 1]  # noqa: E731  inner to outer middle
+    assert gap(shape) > 0.2  # cm: the photo's mouth is open
+    assert abs(gap(shut)) < 0.05 * gap(shape)
+    assert abs(lower_lip(shut) - lower_lip(shape)) < 0.2 * lower_lip(shape)
+    assert shut[152, 1] > shape[152, 1] + 0.5 * gap(shape)  # the chin rose with it
+
+
+def _opening(width: float = 60.0, gap: float = 24.0, cx: float = 50.0, cy: float = 40.0):
+    """Inner-lip contours (left to right) of an open mouth: a lens `gap` px tall at its middle."""
+    x = np.linspace(cx - width / 2, cx + width / 2, 11)
+    bulge = 1.0 - ((x - cx) / (width / 2)) ** 2
+    return np.column_stack([x, cy - 0.3 * gap * bulge]), np.column_stack([x, cy + 0.7 * gap * bulge])
+
+
+def _paint(upper: np.ndarray, lower: np.ndarray, bite_y: float | None = None) -> np.ndarray:
+    frame = np.empty((80, 100, 3), np.uint8)
+    frame[:] = LIP
+    bite = None if bite_y is None else np.column_stack([upper[:, 0], np.full(len(upper), bite_y)])
+    draw_mouth(frame, upper, lower, mouth_palette(SKIN, False), upper, lower, frame.copy(), False,
+               bite=bite, jaw_line=lower)
+    return frame
+
+
+def test_the_whole_opening_is_painted_and_nothing_outside() -> None:
+    upper, lower = _opening()
+    frame = _paint(upper, lower, bite_y=34.0)
+    ys, xs = np.mgrid[:80, :100]
+    top = np.interp(xs, upper[:, 0], upper[:, 1])
+    bottom = np.interp(xs, lower[:, 0], lower[:, 1])
+    well_inside = (ys > top + 1.5) & (ys < bottom - 1.5) & (np.abs(xs - 50) < 24)
+    painted = np.abs(frame.astype(int) - LIP).sum(2) > 30
+    assert well_inside.sum() > 500 and painted[well_inside].all()  # every pixel of the opening, none left as lip
+    assert np.array_equal(frame[:20], np.broadcast_to(LIP, frame[:20].shape))
+    assert np.array_equal(frame[60:], np.broadcast_to(LIP, frame[60:].shape))
+
+
+def test_upper_teeth_hang_from_the_skull_and_the_middle_is_dark() -> None:
+    upper, lower = _opening()
+    luma = _paint(upper, lower, bite_y=34.0).astype(float) @ np.array([0.299, 0.587, 0.114])
+    column = luma[:, 50]
+    assert column[33:37].mean() > 150  # teeth just under the upper lip (which is at y = 32.8)
+    assert column[42:48].mean() < 90  # the cavity behind
+    # A wider opening (the jaw drops) leaves the upper teeth where they were.
+    upper2, lower2 = _opening(gap=36.0)
+    upper2[:, 1] = upper[:, 1]
+    wide = _paint(upper2, lower2, bite_y=34.0).astype(float) @ np.array([0.299, 0.587, 0.114])
+    assert np.abs(wide[33:37, 45:56] - luma[33:37, 45:56]).mean() < 15
+
+
+def test_lips_that_touch_paint_nothing() -> None:
+    upper, lower = _opening(gap=0.5)
+    frame = _paint(upper, lower)
+    assert np.array_equal(frame, np.broadcast_to(LIP, frame.shape))
+
+
+def test_photo_teeth_come_from_a_bright_opening_only() -> None:
+    upper, lower = _opening()
+    photo = np.empty((80, 100, 3), np.uint8)
+    photo[:] = LIP
+    photo[30:40, 25:75] = (235, 228, 215)  # teeth
+    photo[40:58, 25:75] = (40, 15, 15)  # cavity
+    teeth = photo_teeth(photo, upper, lower, SKIN)
+    assert teeth is not None and np.allclose(teeth, (235, 228, 215), atol=2)
+    photo[30:40, 25:75] = (40, 15, 15)  # no teeth showing
+    assert photo_teeth(photo, upper, lower, SKIN) is None
