@@ -46,11 +46,18 @@ def clip_metrics(m: ClipMeasure) -> dict[str, float | None]:
 
 
 def paired_metrics(real: ClipSeries, generated: ClipSeries) -> dict[str, float | None]:
-    """Generated against real, frame against frame at the real clip's frame times."""
+    """Generated against real, frame against frame at the real clip's frame times.
+
+    mouth_corr_synced first moves the real mouth back by the real clip's own AV offset: a
+    generator held to offset 0 cannot follow a reference whose lips are 3 frames late (v03 is
+    such a clip on purpose), and that lag is the reference's, not the generator's.
+    """
     at = real.times
     mouth = signals.resample(generated.times, generated.mouth, at)
     landmarks = signals.resample(generated.times, generated.landmarks, at)
+    _, lag = signals.av_sync(real.mouth, real.envelope, MAX_LAG)
     return {
         "mouth_corr": _finite(signals.pearson(real.mouth, mouth)),
+        "mouth_corr_synced": _finite(signals.lagged_correlations(real.mouth, mouth, MAX_LAG).get(lag or 0, np.nan)),
         "lmd": _mean(signals.mouth_landmark_distance(real.landmarks, landmarks)),
     }

@@ -27,6 +27,7 @@ from facetalk.media._files import create_partial_file, remove_quietly
 
 METRICS: tuple[str, ...] = (
     "mouth_corr",
+    "mouth_corr_synced",
     "lmd",
     "av_corr",
     "av_offset_frames",
@@ -46,10 +47,11 @@ METRICS: tuple[str, ...] = (
 
 # Metrics that compare the generated clip with the real one (or time the generator): a real clip
 # has no value of its own, so the table shows a single number.
-GENERATED_ONLY: frozenset[str] = frozenset({"mouth_corr", "lmd", "fps"})
+GENERATED_ONLY: frozenset[str] = frozenset({"mouth_corr", "mouth_corr_synced", "lmd", "fps"})
 
 UNITS: dict[str, str] = {
     "mouth_corr": "r",
+    "mouth_corr_synced": "r",
     "lmd": "% IOD",
     "av_corr": "r",
     "av_offset_frames": "frames",
@@ -69,6 +71,8 @@ UNITS: dict[str, str] = {
 
 DESCRIPTIONS: dict[str, str] = {
     "mouth_corr": "Pearson r of the generated vs the real mouth opening, frame by frame (generated only).",
+    "mouth_corr_synced": "the same after moving the real mouth back by the real clip's own AV offset "
+    "(generated only).",
     "lmd": "mouth-landmark distance to the real clip after aligning the faces, "
     "% of the inter-ocular distance (generated only).",
     "av_corr": "mouth opening vs speech-band loudness, Pearson r at the best lag within ±6 frames.",
@@ -90,6 +94,7 @@ DESCRIPTIONS: dict[str, str] = {
 # Decimals per metric: enough to tell two good systems apart, not more than the measurement holds.
 _DECIMALS: dict[str, int] = {
     "mouth_corr": 2,
+    "mouth_corr_synced": 2,
     "lmd": 1,
     "av_corr": 2,
     "av_offset_frames": 0,

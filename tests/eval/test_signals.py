@@ -272,5 +272,23 @@ def test_clip_and_paired_metrics_aggregate_known_series():
     same = synthetic_measure("gen", gaps, [0.1], shift=37.0)  # same mouth, elsewhere in the frame
     p = paired_metrics(real.series, same.series)
     assert p["mouth_corr"] == pytest.approx(1.0) and p["lmd"] == pytest.approx(0.0, abs=1e-9)
+    assert p["mouth_corr_synced"] == pytest.approx(1.0)  # the real clip is in sync: no shift
     other = synthetic_measure("gen", gaps[::-1].copy(), [0.1])
     assert paired_metrics(real.series, other.series)["mouth_corr"] < 0.5
+
+
+def test_mouth_corr_synced_forgives_the_reference_its_own_lag():
+    """A real clip whose lips run 3 frames behind its sound, against a generated mouth in sync
+    with the sound: the plain correlation suffers, the synced one does not."""
+    from dataclasses import replace
+
+    from facetalk.eval.metrics import clip_metrics, paired_metrics
+
+    gaps = np.abs(smooth_noise(150, seed=5)) * 10
+    late = np.r_[np.full(3, gaps[0]), gaps[:-3]]
+    measured = synthetic_measure("real", late, [0.3])
+    real = replace(measured, series=replace(measured.series, envelope=gaps))
+    assert clip_metrics(real)["av_offset_frames"] == 3
+    p = paired_metrics(real.series, synthetic_measure("gen", gaps, [0.1]).series)
+    assert p["mouth_corr_synced"] == pytest.approx(1.0)
+    assert p["mouth_corr"] < 0.9
