@@ -32,10 +32,10 @@ def _opening(width: float = 60.0, gap: float = 24.0, cx: float = 50.0, cy: float
     return np.column_stack([x, cy - 0.3 * gap * bulge]), np.column_stack([x, cy + 0.7 * gap * bulge])
 
 
-def _paint(upper: np.ndarray, lower: np.ndarray, bite_y: float | None = None) -> np.ndarray:
+def _paint(upper: np.ndarray, lower: np.ndarray, bite_y: float = 34.0) -> np.ndarray:
     frame = np.empty((80, 100, 3), np.uint8)
     frame[:] = LIP
-    bite = None if bite_y is None else np.column_stack([upper[:, 0], np.full(len(upper), bite_y)])
+    bite = np.column_stack([upper[:, 0], np.full(len(upper), bite_y)])
     draw_mouth(frame, upper, lower, mouth_palette(SKIN, False), upper, lower, frame.copy(), False,
                bite=bite, jaw_line=lower)
     return frame

@@ -44,10 +44,15 @@ def mouth_palette(skin_rgb: np.ndarray, grayscale: bool, teeth_rgb: np.ndarray |
     return MouthPalette(*(np.asarray(c, np.float32) for c in cols))
 
 
+def _opening_polygon(upper: np.ndarray, lower: np.ndarray) -> np.ndarray:
+    """The inner-lip outline; both contours run left to right, so it goes round, not across."""
+    return np.concatenate([upper, lower[-2:0:-1]])
+
+
 def photo_teeth(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, skin_rgb: np.ndarray) -> np.ndarray | None:
     """The colour of the teeth the photo shows between its inner lips (brightest quarter of the
     opening, if clearly brighter than the skin), or None."""
-    poly = np.concatenate([upper, lower[-2:0:-1]])
+    poly = _opening_polygon(upper, lower)
     mask = np.zeros(image.shape[:2], np.uint8)
     cv2.fillPoly(mask, [np.round(poly).astype(np.int32)], 255)
     px = image[mask > 0].astype(np.float32)
@@ -86,17 +91,16 @@ def _source_layers(xs_u: np.ndarray, ys: np.ndarray, top: np.ndarray, bottom: np
 
 def draw_mouth(frame: np.ndarray, upper: np.ndarray, lower: np.ndarray, palette: MouthPalette,
                src_upper: np.ndarray, src_lower: np.ndarray, image: np.ndarray, photo_open: bool,
-               bite: np.ndarray | None = None, jaw_line: np.ndarray | None = None) -> None:
+               bite: np.ndarray, jaw_line: np.ndarray) -> None:
     """Paint the interior into `frame` (in place) between the inner-lip contours.
 
     upper, lower: (N, 2) output px of the upper and lower inner lip, each from corner to corner;
     src_upper, src_lower: the same contours in the photo. When the photo shows its own open
     mouth (`photo_open`), its teeth are reused, moved with the lips; otherwise teeth are painted,
     the upper row hanging from `bite` (where the closed lips would meet: the skull) and the lower
-    row standing on `jaw_line` (the lower lip as the jaw alone has moved it). Without those two
-    the lip contours stand in for them.
+    row standing on `jaw_line` (the lower lip as the jaw alone has moved it); both (N, 2) output px.
     """
-    poly = np.concatenate([upper, lower[-2:0:-1]])  # both run left to right: go round, not across
+    poly = _opening_polygon(upper, lower)
     gap = np.max(_profile(lower, upper[:, 0]) - upper[:, 1])
     if gap < MIN_GAP_PX:
         return
@@ -127,10 +131,8 @@ def draw_mouth(frame: np.ndarray, upper: np.ndarray, lower: np.ndarray, palette:
         out = _over(out, lo, a_lo)
         out = _over(out, up, a_up)
     else:
-        bite_y = _profile(bite, xs)[None, :] if bite is not None else (top + bottom) / 2
-        jaw_y = _profile(jaw_line, xs)[None, :] if jaw_line is not None else bottom
-        out = _over(out, *_lower_teeth(palette, ys, top, jaw_y, bottom, u, width))
-        out = _over(out, *_upper_teeth(palette, ys, top, bite_y, u, width))
+        out = _over(out, *_lower_teeth(palette, ys, _profile(jaw_line, xs)[None, :], u, width))
+        out = _over(out, *_upper_teeth(palette, ys, top, _profile(bite, xs)[None, :], u, width))
     out = cv2.GaussianBlur(out, (0, 0), SOFT_SIGMA_PX)
 
     m = m * np.clip((1.0 - u[..., None]) / CORNER_TAPER, 0, 1)  # the lips' own corners show through
@@ -186,8 +188,8 @@ def _upper_teeth(palette: MouthPalette, ys: np.ndarray, top: np.ndarray, bite_y:
     return (palette.teeth * shade).astype(np.float32), alpha[..., None].astype(np.float32)
 
 
-def _lower_teeth(palette: MouthPalette, ys: np.ndarray, top: np.ndarray, jaw_y: np.ndarray, bottom: np.ndarray,
-                 u: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
+def _lower_teeth(palette: MouthPalette, ys: np.ndarray, jaw_y: np.ndarray, u: np.ndarray,
+                 width: float) -> tuple[np.ndarray, np.ndarray]:
     edge = jaw_y - LOWER_TEETH_SHARE * width * (1.0 - 0.5 * u**2)
     alpha = _ramp(ys - edge) * _ramp((ARCH_U - 0.2 - u) * width / 2)
     shade = (_teeth_shade(u) * 0.8)[..., None]  # in the shadow of the upper lip

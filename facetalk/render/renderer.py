@@ -62,8 +62,8 @@ class Renderer:
         close, jaw = rig.expressions.index("mouthClose"), rig.expressions.index("jawOpen")
         upper, lower = list(L.LIPS_INNER_UPPER), list(L.LIPS_INNER_LOWER[::-1])
         self._bite = rig.shape[upper] + rig.basis[close][upper]
-        self._jaw_rows = (jaw, close)
-        self._lower_rest, self._lower_fields = rig.shape[lower], rig.basis[[jaw, close]][:, lower]
+        self._jaw_rows = np.array([jaw, close])
+        self._lower_rest, self._lower_fields = rig.shape[lower], rig.basis[self._jaw_rows][:, lower]
 
     def backward_map(self, motion: Motion) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Fill the maps for `motion`; returns (map_x, map_y, output positions of vertices)."""
@@ -93,7 +93,7 @@ class Renderer:
                      rig.foreground, rig.iris_alpha, rig.lid_plate, rig.lash_rgb, shift)
         rot, scale, offset = head_transform(rig, self.geo, motion)
         to_px = lambda x: (scale * (x - rig.pivot) @ rot.T + offset)[:, :2]  # noqa: E731
-        jaw_line = self._lower_rest + np.tensordot(expr[list(self._jaw_rows)], self._lower_fields, axes=1)
+        jaw_line = self._lower_rest + np.tensordot(expr[self._jaw_rows], self._lower_fields, axes=1)
         draw_mouth(frame, dst[list(L.LIPS_INNER_UPPER)], dst[list(L.LIPS_INNER_LOWER[::-1])], self._palette,
                    self._src_upper, self._src_lower, rig.foreground, self._photo_open,
                    bite=to_px(self._bite), jaw_line=to_px(jaw_line))
