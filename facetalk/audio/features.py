@@ -14,6 +14,7 @@ import numpy as np
 from scipy.signal import butter, sosfilt, sosfilt_zi
 
 from facetalk.audio.phones import Phones, PhoneRecogniser
+from facetalk.audio.pitch import PitchTracker
 
 SILENCE_DBFS = -50.0  # frames quieter than this are silence whatever the clip's level
 DYNAMIC_RANGE_DB = 35.0  # loudness maps [peak - range, peak] to [0, 1]
@@ -31,6 +32,7 @@ class Features:
     brightness: np.ndarray  # (T,) share of high-band energy (fricatives, spread vowels), 0..1
     active: np.ndarray  # (T,) 0..1 voice activity (smoothed)
     phones: Phones | None = None  # timed phones, None where recognition was off or failed
+    pitch_hz: np.ndarray | None = None  # (T,) fundamental frequency, 0 where unvoiced
 
     def __len__(self) -> int:
         return len(self.loudness)
@@ -56,8 +58,11 @@ class _FrameEnergies:
         self.next_frame = 0  # index of the first frame not yet measured
         self.carry_s = np.zeros(0)
         self.carry_h = np.zeros(0)
+        self.pitch = PitchTracker(rate)
+        self.raw = np.zeros(self.pitch.window)  # raw samples up to the end of what was pushed
         self.speech: list[np.ndarray] = []
         self.high: list[np.ndarray] = []
+        self.f0: list[np.ndarray] = []
 
     def push(self, chunk: np.ndarray) -> None:
         if len(chunk) == 0:
@@ -67,7 +72,9 @@ class _FrameEnergies:
         h, self.zi_high = sosfilt(self.sos_high, x, zi=self.zi_high)
         s = np.concatenate([self.carry_s, s])
         h = np.concatenate([self.carry_h, h])
+        self.raw = np.concatenate([self.raw, x])
         start = self.offset - len(self.carry_s)
+        raw_start = self.offset + len(chunk) - len(self.raw)
         end = start + len(s)
         bounds = []
         i = self.next_frame  # carried, not derived from sample positions: rounding would skip frames
@@ -81,20 +88,24 @@ class _FrameEnergies:
         if bounds:
             self.speech.append(np.array([np.mean(s[a:b] ** 2) if b > a else 0.0 for a, b in bounds]))
             self.high.append(np.array([np.mean(h[a:b] ** 2) if b > a else 0.0 for a, b in bounds]))
+            ends = [b + start - raw_start for _, b in bounds]
+            self.f0.append(np.array([self.pitch.f0(self.raw[max(0, e - self.pitch.window):e]) for e in ends]))
             keep_from = bounds[-1][1]
             self.next_frame = i
         else:
             keep_from = 0
         self.carry_s, self.carry_h = s[keep_from:], h[keep_from:]
+        self.raw = self.raw[-(len(self.carry_s) + self.pitch.window):]
         self.offset += len(chunk)
 
-    def finish(self) -> tuple[np.ndarray, np.ndarray]:
-        """Energies per frame; a final partial frame counts if at least half of it exists."""
+    def finish(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Energies and f0 per frame; a final partial frame counts if at least half of it exists."""
         if len(self.carry_s) >= 0.5 * self.rate / self.fps:
             self.speech.append(np.array([np.mean(self.carry_s**2)]))
             self.high.append(np.array([np.mean(self.carry_h**2)]))
+            self.f0.append(np.array([self.pitch.f0(self.raw)]))
         cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0)  # noqa: E731
-        return cat(self.speech), cat(self.high)
+        return cat(self.speech), cat(self.high), cat(self.f0)
 
 
 def _smooth(x: np.ndarray, frames: float) -> np.ndarray:
@@ -114,7 +125,7 @@ def audio_features(chunks: Iterable[np.ndarray], rate: int, fps: float, phones: 
         acc.push(chunk)
         if recogniser is not None:
             recogniser.push(chunk)
-    speech, high = acc.finish()
+    speech, high, f0 = acc.finish()
     level = 10 * np.log10(speech + 1e-12)
     loud_frames = level[level > SILENCE_DBFS]
     peak = float(np.percentile(loud_frames, 95)) if len(loud_frames) else SILENCE_DBFS
@@ -124,4 +135,5 @@ def audio_features(chunks: Iterable[np.ndarray], rate: int, fps: float, phones: 
     active = _smooth((loudness > 0.25).astype(np.float64), 0.15 * fps)
     f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
     return Features(float(fps), f32(loudness), f32(level), f32(brightness), f32(np.clip(active, 0, 1)),
-                    recogniser.finish() if recogniser is not None else None)
+                    recogniser.finish() if recogniser is not None else None,
+                    f32(np.where(level > SILENCE_DBFS, f0, 0.0)))

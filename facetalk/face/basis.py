@@ -17,6 +17,7 @@ from facetalk.motion.track import EXPRESSIONS
 JAW_MAX_RAD = 0.28  # rad: jaw rotation at jawOpen = 1 (lower lip drops ~2 cm)
 SMILE_CM = np.array([0.55, 0.45, -0.25])  # corner offset (out, up, back) of a full smile
 STRETCH_CM = np.array([0.45, -0.15, -0.1])
+FROWN_CM = np.array([0.1, -0.5, 0.0])  # corner offset of a full frown (depressor anguli oris)
 BROW_RAISE_CM = 0.45
 JAW_CLOSING_SHARE = 0.8  # of an open photo's lip gap closed by raising the jaw; the lips close the rest
 LID_SIGMA_CM = 0.32  # how far above the lid the skin follows it
@@ -143,6 +144,14 @@ def mouth_stretch(shape: np.ndarray, sign: float) -> np.ndarray:
     return _corner(shape, corner, _mirror(STRETCH_CM, sign), 1.0)
 
 
+def mouth_frown(shape: np.ndarray, sign: float) -> np.ndarray:
+    """Corners pulled down and a little out; the chin boss rises a touch (mentalis), as in sadness."""
+    corner = 291 if sign > 0 else 61
+    f = _corner(shape, corner, _mirror(FROWN_CM, sign), 0.8)
+    f += _rbf(shape, [L.CHIN], np.array([[0.0, 0.08, 0.05]]), 0.9) * 0.5
+    return f
+
+
 def upper_lip_up(shape: np.ndarray) -> np.ndarray:
     idx = list(L.LIPS_INNER_UPPER[2:-2]) + list(L.LIPS_OUTER_UPPER[2:-2])
     disp = np.tile([0.0, 0.3, 0.05], (len(idx), 1))
@@ -223,6 +232,7 @@ def build_basis(shape: np.ndarray) -> np.ndarray:
         "eyeWide": eye_wide, "eyeSquint": eye_squint, "browInnerUp": brow_inner_up,
         "browOuterUpL": lambda s: brow_outer_up(s, 1.0), "browOuterUpR": lambda s: brow_outer_up(s, -1.0),
         "browDownL": lambda s: brow_down(s, 1.0), "browDownR": lambda s: brow_down(s, -1.0),
-        "cheekRaise": cheek_raise,
+        "cheekRaise": cheek_raise, "mouthFrownL": lambda s: mouth_frown(s, 1.0),
+        "mouthFrownR": lambda s: mouth_frown(s, -1.0),
     }
     return np.stack([builders[name](shape) for name in EXPRESSIONS]).astype(np.float32)

@@ -43,16 +43,19 @@ def blink_times(features: Features, rng: np.random.Generator) -> list[float]:
     return times
 
 
-def eye_curves(features: Features, rng: np.random.Generator, blink: bool) -> dict[str, np.ndarray]:
+def eye_curves(features: Features, rng: np.random.Generator, blink: np.ndarray | bool = True) -> dict[str, np.ndarray]:
+    """Lids and gaze (degrees, around straight ahead); `blink` (per frame or one flag) lets the
+    eyes blink."""
     n, fps = len(features), features.fps
     t = np.arange(n) / fps
     lids = np.zeros(n)
-    if blink:
+    if np.any(blink):
         span = int(np.ceil((CLOSE_S + HOLD_S + OPEN_S) * fps)) + 2
         for start in blink_times(features, rng):
             i0 = max(0, int(np.floor(start * fps)))
             window = slice(i0, min(n, i0 + span))
             lids[window] = np.maximum(lids[window], blink_shape(t[window] - start))
+        lids = lids * blink
     gaze_yaw, gaze_pitch = np.zeros(n), np.zeros(n)
     i = 0
     while i < n:

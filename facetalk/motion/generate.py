@@ -9,27 +9,31 @@ from __future__ import annotations
 import numpy as np
 
 from facetalk.audio.features import Features
-from facetalk.motion.controls import Controls
+from facetalk.motion.brows import brow_curves
+from facetalk.motion.controls import ControlTrack, Controls, control_curves
 from facetalk.motion.eyes import eye_curves
 from facetalk.motion.head import head_curves
 from facetalk.motion.mouth import mouth_curves
-from facetalk.motion.track import MotionTrack
+from facetalk.motion.track import EXPRESSIONS, MotionTrack
 
-BROW_ON_ONSET = 0.25  # browInnerUp at a strong loud onset
+GAZE_MAX_DEG = 35.0  # the eyes' reach in their sockets
 
 
-def generate(features: Features, controls: Controls) -> MotionTrack:
-    rng = np.random.default_rng(controls.seed)
-    head = head_curves(features, rng, controls.motion_intensity)
-    eyes = eye_curves(features, rng, controls.blink)
-    curves = {**mouth_curves(features), **head, **eyes}
-    # Eyes keep looking at the camera while the head moves (they counter-rotate).
-    curves["gazeYaw"] = curves["gazeYaw"] - head["yaw"]
-    curves["gazePitch"] = curves["gazePitch"] - head["pitch"]
-    loud = features.loudness.astype(np.float64)
-    rise = np.clip(np.diff(loud, prepend=loud[:1]), 0, None)
-    window = np.hanning(max(3, int(0.5 * features.fps)))
-    brows = np.convolve(rise, window, mode="full")[len(window) // 2:][: len(rise)]  # same length as rise
-    curves["browInnerUp"] = np.clip(brows * BROW_ON_ONSET, 0, 0.4)
-    track = MotionTrack.neutral(len(features), features.fps)
+def generate(features: Features, controls: Controls | ControlTrack = Controls()) -> MotionTrack:
+    n = len(features)
+    c = control_curves(controls, n, features.fps)
+    rng = np.random.default_rng(ControlTrack.of(controls).seed)
+    moving = 1.0 - c.pose_lock
+    head = head_curves(features, rng, c.motion_intensity * c.head_gain * moving)
+    head["pitch"] = head["pitch"] + c.head_pitch * moving
+    eyes = eye_curves(features, rng, c.blink)
+    curves = {**mouth_curves(features), **brow_curves(features), **head, **eyes}
+    # The eyes hold the requested direction while the head moves: they counter-rotate (VOR).
+    curves["gazeYaw"] = np.clip(eyes["gazeYaw"] + c.gaze_yaw - head["yaw"], -GAZE_MAX_DEG, GAZE_MAX_DEG)
+    curves["gazePitch"] = np.clip(eyes["gazePitch"] + c.gaze_pitch - head["pitch"], -GAZE_MAX_DEG, GAZE_MAX_DEG)
+    curves["scale"] = 1.0 / c.distance
+    for j, name in enumerate(EXPRESSIONS):  # the emotion offsets ride on top of the speech
+        if np.any(c.expression[:, j]):
+            curves[name] = np.clip(curves.get(name, 0.0) + c.expression[:, j], 0.0, 1.0)
+    track = MotionTrack.neutral(n, features.fps)
     return track.with_columns(**{k: np.asarray(v, np.float32) for k, v in curves.items()})

@@ -12,9 +12,12 @@ from scipy.signal import find_peaks, lfilter
 
 from facetalk.audio.features import Features
 
-DRIFT_SD_DEG = {"yaw": 2.2, "pitch": 1.4, "roll": 1.0}  # stationary spread while talking
+# Stationary spread while talking. Set so that the rendered clips, measured by `facetalk eval`,
+# spread like the real clips in ../shared/eval/video_real (yaw 1.2-2.5, pitch 1.7-4.9, roll
+# 0.6-3.5 degrees over 5-13 s; short clips show about half an OU process's stationary spread).
+DRIFT_SD_DEG = {"yaw": 4.0, "pitch": 2.6, "roll": 2.2}
 DRIFT_TAU_S = {"yaw": 1.6, "pitch": 1.1, "roll": 2.0}
-NOD_DEG = 1.6  # pitch dip of a full-strength onset
+NOD_DEG = 2.5  # pitch dip of a full-strength onset
 NOD_S = 0.35  # duration of a nod
 PAUSE_CALM = 0.5  # share of drift kept in pauses
 
@@ -49,7 +52,8 @@ def nod_kernel(fps: float) -> np.ndarray:
     return -np.sin(np.pi * t) ** 2
 
 
-def head_curves(features: Features, rng: np.random.Generator, intensity: float) -> dict[str, np.ndarray]:
+def head_curves(features: Features, rng: np.random.Generator, gain: np.ndarray | float) -> dict[str, np.ndarray]:
+    """Yaw, pitch, roll in degrees; `gain` (per frame or one number) scales the whole motion."""
     n, fps = len(features), features.fps
     calm = PAUSE_CALM + (1 - PAUSE_CALM) * _smooth(features.active.astype(np.float64), 0.5 * fps)
     out = {}
@@ -62,4 +66,4 @@ def head_curves(features: Features, rng: np.random.Generator, intensity: float) 
         nods[i:i + len(kernel)] += kernel * strength * NOD_DEG
     out["pitch"] = out["pitch"] + nods[:n]
     out["yaw"] = out["yaw"] + 0.25 * nods[:n] * rng.choice([-1.0, 1.0])
-    return {k: v * intensity for k, v in out.items()}
+    return {k: v * gain for k, v in out.items()}

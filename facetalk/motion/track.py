@@ -15,7 +15,7 @@ EXPRESSIONS = (
     "jawOpen", "mouthClose", "mouthFunnel", "mouthPucker", "mouthSmileL", "mouthSmileR",
     "mouthStretchL", "mouthStretchR", "mouthPress", "upperLipUp", "lowerLipDown",
     "eyeBlinkL", "eyeBlinkR", "eyeWide", "eyeSquint", "browInnerUp", "browOuterUpL",
-    "browOuterUpR", "browDownL", "browDownR", "cheekRaise",
+    "browOuterUpR", "browDownL", "browDownR", "cheekRaise", "mouthFrownL", "mouthFrownR",
 )  # each 0..1 (mouthClose may go to -1 to part lips); fields in face/basis.py
 GAZE = ("gazeYaw", "gazePitch")  # degrees of the eyeballs relative to the head
 COLUMNS = POSE + EXPRESSIONS + GAZE

@@ -12,7 +12,7 @@ import numpy as np
 
 EYEBALL_RADIUS_CM = 1.2  # an iris moves r*sin(angle) across the face when the eye turns
 EYEBALL_FADE = 0.15  # the eyeball fades out over the last 15% of a closing lid
-LASH_OPACITY = 0.7  # the drawn lash line, softer than the darkest lash tone
+LASH_OPACITY = 0.85  # the drawn lash line, softer than the darkest lash tone
 
 
 def gaze_offset_px(gaze_yaw: float, gaze_pitch: float, px_per_cm: float) -> np.ndarray:
@@ -56,7 +56,7 @@ def draw_eye(frame: np.ndarray, opening: np.ndarray, upper_lid: np.ndarray, clos
         roi = roi * (1 - m) + eye * m
     if closure > 0.02:
         line = np.zeros((y1 - y0, x1 - x0), np.uint8)
-        width = max(1, int(round(0.03 * (opening[:, 0].max() - opening[:, 0].min()))))
+        width = max(1, int(round(0.035 * (opening[:, 0].max() - opening[:, 0].min()))))
         cv2.polylines(line, [np.round((upper_lid - (x0, y0)) * 8).astype(np.int32)], False, 255, width,
                       cv2.LINE_AA, shift=3)
         la = cv2.GaussianBlur(line, (3, 3), 0).astype(np.float32)[..., None] * (LASH_OPACITY * min(1.0, closure * 1.4) / 255.0)

@@ -13,7 +13,7 @@ import numpy as np
 from facetalk.face import landmarks as L
 from facetalk.face.rig import FaceRig
 from facetalk.motion.track import Motion
-from facetalk.render.deform import deform, head_transform, mesh_geometry
+from facetalk.render.deform import deform, mesh_geometry, project
 from facetalk.render.eyes import draw_eye, gaze_offset_px
 from facetalk.render.mouth import draw_mouth, mouth_palette, photo_teeth
 from facetalk.render.raster import rasterize_map
@@ -48,6 +48,7 @@ class Renderer:
         premultiplied = (rig.foreground.astype(np.uint16) * alpha[..., None] + 127) // 255
         self._person = np.dstack([premultiplied.astype(np.uint8), alpha])
         self._plate = rig.plate
+        self._person_far: np.ndarray | None = None  # the person padded for zoom-out, made when needed
         self._src_upper = rig.landmarks[list(L.LIPS_INNER_UPPER), :2]
         self._src_lower = rig.landmarks[list(L.LIPS_INNER_LOWER[::-1]), :2]
         teeth = photo_teeth(rig.foreground, self._src_upper, self._src_lower, rig.skin_rgb)
@@ -65,11 +66,28 @@ class Renderer:
         self._jaw_rows = np.array([jaw, close])
         self._lower_rest, self._lower_fields = rig.shape[lower], rig.basis[self._jaw_rows][:, lower]
 
+    def _sample_person(self, map_x: np.ndarray, map_y: np.ndarray, zoom: float) -> np.ndarray:
+        """The person (premultiplied RGBA) through the map. When the person moves away from the
+        camera the map reaches beyond the crop: there the person is transparent (the background
+        plate shows), except below it, where the clothes carry on downwards; the cut at the sides
+        and top is feathered."""
+        if zoom >= 1.0:
+            return cv2.remap(self._person, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if self._person_far is None:
+            self._person_far = _padded_person(self._person, self.rig.size // 2)
+        m = float(self.rig.size // 2)
+        return cv2.remap(self._person_far, map_x + m, map_y + m, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+
     def backward_map(self, motion: Motion) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Fill the maps for `motion`; returns (map_x, map_y, output positions of vertices)."""
         dst, depth, _ = deform(self.rig, self.geo, motion)
-        np.copyto(self._cmap_x, self._ident_x)
-        np.copyto(self._cmap_y, self._ident_y)
+        if motion.scale == 1.0:
+            np.copyto(self._cmap_x, self._ident_x)
+            np.copyto(self._cmap_y, self._ident_y)
+        else:  # beyond the mesh the whole frame is zoomed too (the border vertices moved with it)
+            cx, cy = self.geo.zoom_centre
+            np.copyto(self._cmap_x, cx + (self._ident_x - cx) / motion.scale)
+            np.copyto(self._cmap_y, cy + (self._ident_y - cy) / motion.scale)
         self._zbuf.fill(np.inf)
         rasterize_map((dst - self._offset) / MAP_STEP, depth, self.geo.src, self.rig.triangles,
                       self._cmap_x, self._cmap_y, self._zbuf)
@@ -81,20 +99,32 @@ class Renderer:
     def render(self, motion: Motion) -> np.ndarray:
         rig = self.rig
         map_x, map_y, dst = self.backward_map(motion)
-        person = cv2.remap(self._person, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        person = self._sample_person(map_x, map_y, motion.scale)
         behind = 255 - person[..., 3]
         background = cv2.multiply(self._plate, cv2.merge([behind, behind, behind]), scale=1.0 / 255.0)
         frame = cv2.add(cv2.cvtColor(person, cv2.COLOR_RGBA2RGB), background)
-        shift = gaze_offset_px(motion.gaze_yaw, motion.gaze_pitch, rig.pose.scale) / max(motion.scale, 1e-3)
+        shift = gaze_offset_px(motion.gaze_yaw, motion.gaze_pitch, rig.pose.scale)  # photo px: zoomed with the eye
         expr = motion.expressions()
         for eye, upper, closure in ((L.EYE_R, L.EYE_R_UPPER, expr[self._blink_r]),
                                     (L.EYE_L, L.EYE_L_UPPER, expr[self._blink_l])):
             draw_eye(frame, dst[list(eye)], dst[list(upper)], float(closure), map_x, map_y, rig.eye_plate,
                      rig.foreground, rig.iris_alpha, rig.lid_plate, rig.lash_rgb, shift)
-        rot, scale, offset = head_transform(rig, self.geo, motion)
-        to_px = lambda x: (scale * (x - rig.pivot) @ rot.T + offset)[:, :2]  # noqa: E731
+        to_px = lambda x: project(rig, self.geo, motion, x)  # noqa: E731
         jaw_line = self._lower_rest + np.tensordot(expr[self._jaw_rows], self._lower_fields, axes=1)
         draw_mouth(frame, dst[list(L.LIPS_INNER_UPPER)], dst[list(L.LIPS_INNER_LOWER[::-1])], self._palette,
                    self._src_upper, self._src_lower, rig.foreground, self._photo_open,
                    bite=to_px(self._bite), jaw_line=to_px(jaw_line))
         return frame
+
+
+def _padded_person(person: np.ndarray, margin: int) -> np.ndarray:
+    """Premultiplied RGBA with `margin` px around it: transparent above and to the sides, the
+    bottom row carried down below; the side and top edges fade out over a few per cent."""
+    s = person.shape[0]
+    feather = max(2, s // 32)
+    ramp = np.minimum(1.0, (np.arange(s) + 0.5) / feather).astype(np.float32)
+    fade = np.minimum.outer(ramp, np.minimum(ramp, ramp[::-1]))  # rows: top edge; columns: both sides
+    out = np.zeros((s + 2 * margin, s + 2 * margin, 4), np.uint8)
+    out[margin:margin + s, margin:margin + s] = (person * fade[..., None]).astype(np.uint8)
+    out[margin + s:, margin:margin + s] = out[margin + s - 1, margin:margin + s]
+    return out
