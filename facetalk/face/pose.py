@@ -31,11 +31,7 @@ class HeadPose:
 
     def angles(self) -> tuple[float, float, float]:
         """(yaw, pitch, roll) in degrees of the head relative to facing the camera."""
-        r = self.rotation @ FLIP  # rotation in the camera frame, identity when frontal
-        yaw = np.degrees(np.arcsin(np.clip(r[2, 0], -1, 1)))
-        pitch = np.degrees(np.arctan2(-r[2, 1], r[2, 2]))
-        roll = np.degrees(np.arctan2(r[1, 0], r[0, 0]))
-        return float(yaw), float(pitch), float(roll)
+        return rotation_angles(self.rotation @ FLIP)  # rotation in the camera frame, identity when frontal
 
 
 def fit_pose(landmarks: np.ndarray, weights: np.ndarray | None = None) -> HeadPose:
@@ -68,3 +64,11 @@ def rotation_matrix(yaw: float, pitch: float, roll: float) -> np.ndarray:
     rx = np.array([[1, 0, 0], [0, np.cos(p), np.sin(p)], [0, -np.sin(p), np.cos(p)]])
     rz = np.array([[np.cos(r), -np.sin(r), 0], [np.sin(r), np.cos(r), 0], [0, 0, 1]])
     return rz @ ry @ rx
+
+
+def rotation_angles(r: np.ndarray) -> tuple[float, float, float]:
+    """(yaw, pitch, roll) in degrees of a camera-frame rotation: the inverse of rotation_matrix."""
+    yaw = np.degrees(np.arcsin(np.clip(r[2, 0], -1, 1)))
+    pitch = np.degrees(np.arctan2(-r[2, 1], r[2, 2]))
+    roll = np.degrees(np.arctan2(r[1, 0], r[0, 0]))
+    return float(yaw), float(pitch), float(roll)
