@@ -2,6 +2,7 @@
 
     avatar = Avatar.from_image("me.jpg")
     avatar.render_to("out.mp4", "voice.wav")
+    avatar.animate_to("out.mp4", "driving.mp4")   # reenactment: move as the face in a video does
     for frame in avatar.speak("voice.wav"):   # RGB uint8 frames, 512x512 by default
         ...
 """
@@ -18,7 +19,9 @@ from facetalk.face.rig import FaceRig, build_rig
 from facetalk.media.image import read_image
 from facetalk.motion.controls import Controls
 from facetalk.motion.generate import generate
-from facetalk.pipeline import Progress, RenderSummary, features_from_audio, frames, write_video
+from facetalk.motion.encode import ALL_PARTS
+from facetalk.pipeline import (Progress, RenderSummary, encode_driving, features_from_audio, frames, write_animation,
+                               write_video)
 from facetalk.render.paste import Paster
 
 PathLike = str | os.PathLike[str]
@@ -55,3 +58,16 @@ class Avatar:
         """Write an MP4 (H.264 + AAC with the original audio) atomically to `path`."""
         return write_video(self.rig, self.photo, audio, path, fps=fps, controls=controls,
                            full_frame=full_frame, progress=progress)
+
+    def animate_to(self, path: PathLike, driving: PathLike, parts: tuple[str, ...] = ALL_PARTS,
+                   controls: Controls = Controls(), fps: float | None = None, full_frame: bool = False,
+                   progress: Progress | None = None) -> RenderSummary:
+        """Write an MP4 of the avatar moving as the face in the `driving` video does, with its sound.
+
+        parts: what to take from the driver: "pose", "expression" (the whole face) and/or "lips";
+        the rest stays as in the photo. fps: default the driving video's own rate.
+        """
+        motion = encode_driving(driving, fps)
+        return write_animation(self.rig, self.photo, motion, driving, path, parts=parts, controls=controls,
+                               full_frame=full_frame, progress=progress)
+

@@ -8,10 +8,14 @@ import sys
 from pathlib import Path
 from collections.abc import Sequence
 from importlib import resources
+from typing import TYPE_CHECKING
 
 from facetalk import __version__
 from facetalk.errors import FacetalkError
 from facetalk.motion.controls import Controls
+
+if TYPE_CHECKING:
+    from facetalk.pipeline import RenderSummary
 
 DEMO_PORTRAIT = "portrait.png"  # public-domain NASA photo (see facetalk/assets/SOURCES.md)
 DEMO_VOICE = "voice.wav"  # made by tools/make_demo_voice.sh
@@ -49,6 +53,14 @@ def _add_render_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--motion-intensity", type=float, default=1.0, metavar="X",
                    help="head motion: 0 = still, 1 = natural (default), up to 3")
     p.add_argument("--no-blink", action="store_true", help="keep the eyes open")
+    p.add_argument("--pose-lock", action="store_true", help="keep the head in the photo's pose")
+    p.add_argument("--gaze", default="0,0", metavar="YAW,PITCH",
+                   help="where the eyes look, in degrees from the camera (+yaw: image right, +pitch: up; "
+                        "default 0,0 = into the camera)")
+    p.add_argument("--distance", type=float, default=1.0, metavar="D",
+                   help="head-to-camera distance relative to the photo (0.8 = closer, 1.3 = farther; 0.5..2)")
+    p.add_argument("--emotion", default="neutral", metavar="NAME[:INTENSITY]",
+                   help="neutral, happy, sad, angry or surprised, optionally with an intensity 0..1.5 (happy:0.5)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -64,6 +76,16 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="render the built-in portrait saying the built-in voice clip")
     demo.add_argument("-o", "--output", default="facetalk_demo.mp4", help="output MP4 (default facetalk_demo.mp4)")
     _add_render_options(demo)
+    anim = sub.add_parser("animate", help="move PHOTO as the face in a driving VIDEO moves, with its sound")
+    anim.add_argument("--image", required=True, help="portrait photo (JPEG, PNG, WebP, ...)")
+    anim.add_argument("--driving", required=True, help="video of a face to copy head and face motion from")
+    anim.add_argument("-o", "--output", required=True, help="output MP4 path")
+    anim.add_argument("--only", default=None, metavar="PART[,PART]",
+                      help="take only these parts of the driver's motion: pose (head turns, nods, moves), "
+                           "expression (everything on the face: mouth, blinks, brows, gaze) or lips (the mouth "
+                           "alone); the rest stays as in the photo (default: pose,expression)")
+    _add_render_options(anim)
+    anim.set_defaults(fps=None)  # the driving video's own frame rate unless --fps is given
     bench = sub.add_parser("bench", help="measure speed: rendering, end to end, photo analysis")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.add_argument("--image", default=None, help="portrait to measure with (default: the demo's)")
@@ -73,13 +95,24 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", required=True, help="folder for report.json, report.md, plots and generated clips")
     ev.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     ev.add_argument("--seed", type=int, default=0, help="seed of the generated motion")
+    ev.add_argument("--reenact", nargs="+", default=None, metavar="PHOTO",
+                    help="measure reenactment instead: every clip drives these photos (files or folders) through "
+                         "`facetalk animate`; writes reenact.json and reenact.md")
     return parser
 
 
 def _controls(args: argparse.Namespace) -> Controls:
-    if not 0 <= args.motion_intensity <= 3:
-        raise FacetalkError(f"--motion-intensity must be within 0..3, got {args.motion_intensity}")
-    return Controls(seed=args.seed, motion_intensity=args.motion_intensity, blink=not args.no_blink)
+    try:
+        gaze = tuple(float(v) for v in args.gaze.split(","))
+    except ValueError:
+        gaze = ()
+    if len(gaze) != 2:
+        raise FacetalkError(f"--gaze takes YAW,PITCH in degrees, as in --gaze 10,-5; got {args.gaze!r}")
+    try:
+        return Controls(seed=args.seed, motion_intensity=args.motion_intensity, blink=not args.no_blink,
+                        gaze=gaze, distance=args.distance, emotion=args.emotion, pose_lock=args.pose_lock)
+    except ValueError as exc:
+        raise FacetalkError(f"{exc} (see facetalk generate --help)") from None
 
 
 def _render(image: str, audio: str, args: argparse.Namespace) -> None:
@@ -91,9 +124,38 @@ def _render(image: str, audio: str, args: argparse.Namespace) -> None:
                                full_frame=args.full_frame, face=args.face, progress=update)
     finally:
         close()
+    _report(summary, args.output)
+
+
+def _parts(only: str | None) -> tuple[str, ...]:
+    from facetalk.motion.encode import ALL_PARTS, PARTS
+
+    if only is None:
+        return ALL_PARTS
+    parts = tuple(p.strip() for p in only.split(",") if p.strip())
+    if not parts or any(p not in PARTS for p in parts):
+        raise FacetalkError(f"--only takes pose, expression or lips (or several, comma-separated), got {only!r}")
+    return parts
+
+
+def _animate(args: argparse.Namespace) -> None:
+    from facetalk.pipeline import animate_video
+
+    parts = _parts(args.only)
+    controls = _controls(args)
+    update, close = _progress_bar(not args.quiet and sys.stderr.isatty())
+    try:
+        summary = animate_video(args.image, args.driving, args.output, parts=parts, size=args.size, fps=args.fps,
+                                controls=controls, full_frame=args.full_frame, face=args.face, progress=update)
+    finally:
+        close()
+    _report(summary, args.output)
+
+
+def _report(summary: RenderSummary, output: str) -> None:
     for note in summary.notes:
         print(f"facetalk: note: {note}", file=sys.stderr)
-    print(f"wrote {args.output}: {summary.frames} frames ({summary.video_seconds:.2f} s of video, "
+    print(f"wrote {output}: {summary.frames} frames ({summary.video_seconds:.2f} s of video, "
           f"{summary.width}x{summary.height}) in {summary.seconds:.2f} s = {summary.fps:.1f} fps")
 
 
@@ -102,6 +164,9 @@ def _eval(args: argparse.Namespace) -> None:
 
     from facetalk.eval.run import evaluate
 
+    if args.reenact:
+        _eval_reenact(args)
+        return
     report = evaluate(args.videos, args.out, controls=Controls(seed=args.seed),
                       log=lambda line: print(f"facetalk eval: {line}", file=sys.stderr))
     if args.json:
@@ -109,6 +174,21 @@ def _eval(args: argparse.Namespace) -> None:
     else:
         print(f"wrote {Path(args.out) / 'report.md'}: {len(report['clips'])} clips measured, "
               f"{len(report['skipped'])} skipped, in {report['seconds']:.0f} s")
+
+
+def _eval_reenact(args: argparse.Namespace) -> None:
+    import json
+
+    from facetalk.eval.reenact import evaluate_reenactment
+
+    report = evaluate_reenactment(args.videos, args.reenact, args.out,
+                                  log=lambda line: print(f"facetalk eval: {line}", file=sys.stderr))
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        mean = report["mean"]["mouth_corr"]
+        print(f"wrote {Path(args.out) / 'reenact.md'}: {len(report['pairs'])} clip-photo pairs, mean mouth r = "
+              f"{'–' if mean is None else f'{mean:.2f}'}, {len(report['skipped'])} skipped, in {report['seconds']:.0f} s")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -120,6 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             assets = resources.files("facetalk.assets")
             with resources.as_file(assets / DEMO_PORTRAIT) as img, resources.as_file(assets / DEMO_VOICE) as voice:
                 _render(str(img), str(voice), args)
+        elif args.command == "animate":
+            _animate(args)
         elif args.command == "bench":
             from facetalk.bench import run_bench
 

@@ -16,11 +16,13 @@ from facetalk import __version__
 from facetalk.audio.features import Features, audio_features
 from facetalk.errors import FacetalkError
 from facetalk.face.rig import FaceRig, build_rig
+from facetalk.face.track import track_video
 from facetalk.media._files import check_output_path
 from facetalk.media.audio import SAMPLE_RATE, iter_audio, probe_audio
 from facetalk.media.image import read_image
-from facetalk.media.video import VideoWriter
+from facetalk.media.video import VideoWriter, probe_video
 from facetalk.motion.controls import Controls
+from facetalk.motion.encode import ALL_PARTS, MotionEncoder, take_parts, with_controls
 from facetalk.motion.generate import generate
 from facetalk.motion.track import MotionTrack
 from facetalk.render.paste import FULL_FRAME_MAX_SIDE, Paster
@@ -57,7 +59,7 @@ def features_from_audio(path: str | os.PathLike[str], fps: float) -> Features:
         pad = n_frames - len(features)
         features = Features(fps, *(np.pad(a, (0, pad)) for a in
                                    (features.loudness, features.level_db, features.brightness, features.active)),
-                            features.phones)
+                            features.phones, None if features.pitch_hz is None else np.pad(features.pitch_hz, (0, pad)))
     return features
 
 
@@ -119,3 +121,101 @@ def write_video(rig: FaceRig, photo: np.ndarray, audio: str | os.PathLike[str], 
             if progress is not None:
                 progress(i + 1, len(track))
     return RenderSummary(len(track), time.perf_counter() - start, len(track) / fps, width, height, tuple(notes))
+
+
+# --- reenactment: photo + driving video -> MP4 (driving video -> face.track -> motion.encode) ------
+
+@dataclass(frozen=True)
+class DrivingMotion:
+    """A driving video encoded once: its motion at `track.fps`, ready for any number of photos."""
+
+    track: MotionTrack
+    frames: int  # video frames read
+    faces: int  # of those, frames where a face was tracked
+    has_audio: bool
+
+
+def encode_driving(driving: str | os.PathLike[str], fps: float | None = None,
+                   progress: Progress | None = None) -> DrivingMotion:
+    """Track the face through a driving video and encode its motion (relative to its own start)
+    at `fps` (default: the video's own average rate). Memory stays flat in the video's length."""
+    info = probe_video(driving)
+    rate = info.fps if fps is None else fps
+    check_fps(rate)
+    encoder = MotionEncoder()
+    n = 0
+    for tracked in track_video(driving):
+        encoder.push(tracked.time, tracked.landmarks)
+        n += 1
+        if progress is not None:
+            progress(n, max(n, info.n_frames))
+    if encoder.found == 0:
+        raise FacetalkError(f"no face found in the driving video '{driving}' ({n} frames); use a video where "
+                            "one face is clearly visible, frontal or up to a three-quarter view")
+    duration = info.duration if info.duration > 0 else None
+    return DrivingMotion(encoder.finish(rate, duration), n, encoder.found, info.has_audio)
+
+
+def animate_video(image: str | os.PathLike[str], driving: str | os.PathLike[str], out: str | os.PathLike[str], *,
+                  parts: tuple[str, ...] = ALL_PARTS, size: int = 512, fps: float | None = None,
+                  controls: Controls = Controls(), full_frame: bool = False, face: int | None = None,
+                  progress: Progress | None = None) -> RenderSummary:
+    """Photo + driving video -> MP4 at `out`: the photo moves as the driver does (from the driver's
+    first frame on), with the driver's sound. Written atomically: no partial file on failure."""
+    start = time.perf_counter()
+    check_output_path(out)
+    rig, photo = rig_from_photo(image, size=size, face=face)
+    if full_frame:
+        native = full_frame_crop_size(rig, photo)
+        if native > rig.size * 1.15:
+            rig = build_rig(photo, size=native, face=face)
+    halves = None if progress is None else _two_halves(progress)
+    motion = encode_driving(driving, fps, None if halves is None else halves[0])
+    return write_animation(rig, photo, motion, driving, out, parts=parts, controls=controls, full_frame=full_frame,
+                           progress=None if halves is None else halves[1], started=start)
+
+
+def _two_halves(progress: Progress) -> tuple[Progress, Progress]:
+    """One progress bar over two passes of the same frames (tracking, then rendering)."""
+    def first(done: int, total: int) -> None:
+        progress(done, 2 * total)
+
+    def second(done: int, total: int) -> None:
+        progress(total + done, 2 * total)
+
+    return first, second
+
+
+def write_animation(rig: FaceRig, photo: np.ndarray, motion: DrivingMotion, driving: str | os.PathLike[str],
+                    out: str | os.PathLike[str], *, parts: tuple[str, ...] = ALL_PARTS,
+                    controls: Controls = Controls(), full_frame: bool = False, progress: Progress | None = None,
+                    started: float | None = None) -> RenderSummary:
+    """An analysed photo + an encoded driving video -> MP4 at `out`, with the driver's sound.
+
+    Parts of the motion not in `parts` stay at the photo's rest (see motion.encode.take_parts);
+    `controls.motion_intensity` scales the driver's head motion (`pose_lock` stills it) and
+    `controls.blink` = False keeps the eyes open. The generator's other controls (gaze, distance,
+    emotion) steer generated motion and do not apply to a driven face.
+    """
+    start = time.perf_counter() if started is None else started
+    head = 0.0 if controls.pose_lock else controls.motion_intensity
+    track = with_controls(take_parts(motion.track, parts), head, controls.blink)
+    paster = Paster(photo, rig.crop_to_photo, rig.size) if full_frame else None
+    width, height = paster.size if paster else (rig.size, rig.size)
+    notes = []
+    if rig.n_faces > 1:
+        notes.append(f"the photo has {rig.n_faces} faces; animated face {rig.face_index} "
+                     f"(largest first; pick another with --face N)")
+    if not motion.has_audio:
+        notes.append("the driving video has no sound track; the output is silent")
+    if motion.faces < motion.frames:
+        notes.append(f"no face in {motion.frames - motion.faces} of the driving video's {motion.frames} frames; "
+                     "the motion was carried over them")
+    metadata = {"comment": f"synthetic video made by facetalk {__version__}"}
+    audio = driving if motion.has_audio else None
+    with VideoWriter(out, width, height, fps=track.fps, audio_path=audio, metadata=metadata) as writer:
+        for i, frame in enumerate(frames(rig, track, paster)):
+            writer.write(frame)
+            if progress is not None:
+                progress(i + 1, len(track))
+    return RenderSummary(len(track), time.perf_counter() - start, track.duration, width, height, tuple(notes))

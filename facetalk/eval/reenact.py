@@ -119,7 +119,7 @@ def evaluate_reenactment(videos: str | os.PathLike[str], photos: Iterable[str | 
             video = out / "reenacted" / f"{clip.stem}__{name}.mp4"
             summary = write_animation(rig, photo, motion, clip, video)
             *output, sheet = measure(video, faces, every)
-            write_image(out / f"{clip.stem}__{name}_frames.png", contact_sheet(driver_sheet, sheet))
+            write_image(out / f"{clip.stem}__{name}_frames.png", contact_sheet(driver_sheet, sheet, labels=("driver", "output")))
             rows.append({"clip": clip.stem, "photo": name, **compare(driver, output), "fps": summary.fps})
             log(f"{clip.stem} -> {name}: mouth r = {rows[-1]['mouth_corr']:.2f}")
     report = {"facetalk_version": __version__, "videos": str(Path(videos).resolve()),

@@ -496,13 +496,14 @@ def _fit(frame: np.ndarray, cell_w: int, cell_h: int) -> np.ndarray:
     return cell
 
 
-def contact_sheet(real_frames: list[np.ndarray], generated_frames: list[np.ndarray], width: int = 192) -> np.ndarray:
+def contact_sheet(real_frames: list[np.ndarray], generated_frames: list[np.ndarray], width: int = 192,
+                  labels: tuple[str, str] = ("real", "generated")) -> np.ndarray:
     """Real frames in the top row, generated frames below, for a side-by-side look at the same moments.
 
     Every cell is ``width`` px wide; its height follows the aspect of the first real frame (the
     first generated one when there is no real frame), and frames of another aspect are fitted
     inside with white bars, so the two rows line up column by column. Cells are separated by a
-    4 px white gap and a strip at the left names the rows. Returns an RGB uint8 array; write it
+    4 px white gap and a strip at the left names the rows (`labels`). Returns an RGB uint8 array; write it
     with ``facetalk.media.image.write_image``.
     """
     import cv2
@@ -519,7 +520,6 @@ def contact_sheet(real_frames: list[np.ndarray], generated_frames: list[np.ndarr
     cols = max(len(real), len(gen))
 
     font, thickness = cv2.FONT_HERSHEY_SIMPLEX, 1
-    labels = ("real", "generated")
     text_w = max(cv2.getTextSize(s, font, _SHEET_FONT_SCALE, thickness)[0][0] for s in labels)
     label_w = text_w + 2 * _SHEET_GAP + 4
 

@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from facetalk.face.detect import _mp, _quiet_native_logs, crop_square, find_faces
@@ -127,10 +126,3 @@ def _track(frames: Iterator[tuple[float, np.ndarray]]) -> Iterator[TrackedFrame]
             h, w = frame.shape[:2]
             yield TrackedFrame(index, t, tracker.process(frame), (w, h))
 
-
-def draw_landmarks(frame: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-    """A copy of `frame` with the landmarks drawn as dots (for looking at tracking results)."""
-    out = frame.copy()
-    for x, y in np.round(landmarks[:, :2]).astype(int):
-        cv2.circle(out, (int(x), int(y)), 1, (0, 255, 0), -1)
-    return out
