@@ -92,34 +92,6 @@ def eye_plate_and_iris(image: np.ndarray, landmarks2d: np.ndarray) -> tuple[np.n
     return plate, iris_alpha
 
 
-def _lid_skin(roi: np.ndarray, hole: np.ndarray, poly: np.ndarray, grow: int) -> np.ndarray:
-    """A closed lid's skin over `hole`: the skin tone above the eye shading into the tone below it.
-
-    Inpainting from the hole's rim alone would pull in eyeliner, lashes and the crease shadow and
-    paint a grey lid; real lid skin matches the skin between the crease and the brow.
-    """
-    h, w = hole.shape
-    top, bottom = float(poly[:, 1].min()), float(poly[:, 1].max())
-    xs = slice(max(0, int(poly[:, 0].min())), min(w, int(np.ceil(poly[:, 0].max())) + 1))
-
-    def tone(r0: float, r1: float) -> np.ndarray | None:
-        band = roi[max(0, int(r0)):max(0, min(h, int(r1))), xs].reshape(-1, 3)
-        return np.median(band, axis=0) if len(band) else None
-
-    above = tone(top - 3.0 * grow, top - 2.0 * grow)
-    below = tone(bottom + 2.0 * grow, bottom + 3.0 * grow)
-    filled = cv2.inpaint(roi, hole, grow + 2, cv2.INPAINT_TELEA)
-    if above is None and below is None:
-        return filled
-    above = below if above is None else above
-    below = above if below is None else below
-    t = np.clip((np.arange(h, dtype=np.float32) - top) / max(bottom - top, 1.0), 0, 1)[:, None, None]
-    skin = above * (1 - t) + below * t
-    # keep a little of the inpainted texture (its mean removed) so the lid is not a flat patch
-    detail = filled.astype(np.float32) - cv2.GaussianBlur(filled, (0, 0), max(1.0, grow)).astype(np.float32)
-    return np.clip(skin + 0.5 * detail, 0, 255).astype(np.uint8)
-
-
 def lid_plate(image: np.ndarray, landmarks2d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The image with each eye opening and its lash line inpainted from the skin around it.
 
@@ -142,7 +114,7 @@ def lid_plate(image: np.ndarray, landmarks2d: np.ndarray) -> tuple[np.ndarray, n
         cv2.fillPoly(hole, [np.round(poly - (x0, y0)).astype(np.int32)], 255)
         hole = cv2.dilate(hole, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
         roi = np.ascontiguousarray(plate[y0:y1, x0:x1])
-        filled = _lid_skin(roi, hole, poly - (x0, y0), grow)
+        filled = cv2.inpaint(roi, hole, grow + 2, cv2.INPAINT_TELEA)
         soft = cv2.GaussianBlur(hole, (0, 0), max(1.0, grow / 3)).astype(np.float32)[..., None] / 255.0
         plate[y0:y1, x0:x1] = np.clip(roi * (1 - soft) + filled * soft, 0, 255).astype(np.uint8)
         band = np.zeros_like(hole)

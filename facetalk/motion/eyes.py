@@ -13,7 +13,7 @@ import numpy as np
 from facetalk.audio.features import Features
 
 BLINK_MEAN_S = 3.4
-CLOSE_S, HOLD_S, OPEN_S = 0.09, 0.03, 0.17
+CLOSE_S, HOLD_S, OPEN_S = 0.09, 0.05, 0.17
 SACCADE_EVERY_S = (1.2, 3.5)
 SACCADE_SD_DEG = (2.0, 1.2)  # yaw, pitch spread of fixation points
 

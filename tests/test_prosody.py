@@ -1,0 +1,75 @@
+"""Pitch per frame, pitch accents, and the brow raises they drive."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facetalk.audio.features import Features, audio_features
+from facetalk.audio.pitch import PitchTracker
+from facetalk.motion.brows import brow_curves
+from facetalk.motion.prosody import accents, semitones
+
+RATE, FPS = 16000, 25.0
+
+
+def voice(f0: np.ndarray) -> np.ndarray:
+    """A buzzy harmonic voice following the sample-rate contour `f0` (Hz)."""
+    phase = 2 * np.pi * np.cumsum(f0) / RATE
+    return (0.3 * sum(np.sin(k * phase) / k for k in range(1, 8))).astype(np.float32)
+
+
+@pytest.mark.parametrize("hz", [90.0, 140.0, 220.0, 330.0])
+def test_pitch_of_a_steady_voice(hz: float) -> None:
+    x = voice(np.full(RATE // 2, hz))
+    assert PitchTracker(RATE).f0(x[-800:]) == pytest.approx(hz, rel=0.02)
+
+
+def test_noise_and_silence_are_unvoiced() -> None:
+    tracker = PitchTracker(RATE)
+    assert tracker.f0(np.random.default_rng(0).standard_normal(800)) == 0.0
+    assert tracker.f0(np.zeros(800)) == 0.0
+
+
+def test_pitch_contour_follows_a_glide_whatever_the_chunking() -> None:
+    t = np.arange(2 * RATE) / RATE
+    f0 = 120 + 60 * t  # 120 -> 240 Hz over 2 s
+    x = voice(f0)
+    whole = audio_features([x], RATE, FPS, phones=False)
+    chunked = audio_features([x[i:i + 1234] for i in range(0, len(x), 1234)], RATE, FPS, phones=False)
+    assert np.array_equal(whole.pitch_hz, chunked.pitch_hz)
+    frames = np.arange(5, len(whole) - 2)
+    expected = 120 + 60 * ((frames + 1) / FPS - 0.02)  # the 40 ms window ends at each frame's end
+    assert np.allclose(whole.pitch_hz[frames], expected, rtol=0.04)
+
+
+def features_with_pitch(pitch: np.ndarray, loud: np.ndarray) -> Features:
+    n = len(pitch)
+    return Features(FPS, loud.astype(np.float32), np.full(n, -20, np.float32), np.zeros(n, np.float32),
+                    (loud > 0.2).astype(np.float32), None, pitch.astype(np.float32))
+
+
+def test_semitones_are_relative_to_the_speakers_median() -> None:
+    st = semitones(np.r_[np.full(20, 100.0), np.full(20, 200.0), np.zeros(5), np.full(30, 100.0)])
+    assert st[10] == pytest.approx(0.0) and st[30] == pytest.approx(12.0) and st[42] == 0.0
+
+
+def test_a_pitch_accent_raises_the_brows_before_it_is_heard() -> None:
+    n = 100
+    pitch = np.full(n, 150.0)
+    pitch[50:56] = 150.0 * 2 ** (5 / 12)  # five semitones up, as on a stressed word
+    loud = np.full(n, 0.8)
+    f = features_with_pitch(pitch, loud)
+    found = accents(f)
+    assert len(found) == 1 and 50 <= found[0][0] < 56
+    brows = brow_curves(f)["browInnerUp"]
+    assert brows[:40].max() == 0 and brows[48:56].max() > 0.3 and brows[90:].max() < 0.05
+    assert brows.argmax() <= 52  # already up when the accent sounds
+
+
+def test_flat_or_quiet_speech_has_no_accents() -> None:
+    n = 100
+    assert accents(features_with_pitch(np.full(n, 150.0), np.full(n, 0.8))) == []
+    pitch = np.full(n, 150.0)
+    pitch[50:56] = 300.0
+    assert accents(features_with_pitch(pitch, np.full(n, 0.05))) == []
