@@ -100,6 +100,14 @@ def check_fps(fps: float) -> None:
         raise FacetalkError(f"--fps must be within 1..120, got {fps}")
 
 
+def photo_notes(rig: FaceRig) -> list[str]:
+    """What a user should know about how the photo was read."""
+    if rig.n_faces > 1:
+        return [f"the photo has {rig.n_faces} faces; animated face {rig.face_index} "
+                f"(largest first; pick another with --face N)"]
+    return []
+
+
 def write_video(rig: FaceRig, photo: np.ndarray, audio: str | os.PathLike[str], out: str | os.PathLike[str], *,
                 fps: float = 25.0, controls: Controls = Controls(), full_frame: bool = False,
                 progress: Progress | None = None, started: float | None = None) -> RenderSummary:
@@ -110,10 +118,7 @@ def write_video(rig: FaceRig, photo: np.ndarray, audio: str | os.PathLike[str], 
     track = generate(features, controls)
     paster = Paster(photo, rig.crop_to_photo, rig.size) if full_frame else None
     width, height = paster.size if paster else (rig.size, rig.size)
-    notes = []
-    if rig.n_faces > 1:
-        notes.append(f"the photo has {rig.n_faces} faces; animated face {rig.face_index} "
-                     f"(largest first; pick another with --face N)")
+    notes = photo_notes(rig)
     metadata = {"comment": f"synthetic video made by facetalk {__version__}"}
     with VideoWriter(out, width, height, fps=fps, audio_path=audio, metadata=metadata) as writer:
         for i, frame in enumerate(frames(rig, track, paster)):
@@ -202,10 +207,7 @@ def write_animation(rig: FaceRig, photo: np.ndarray, motion: DrivingMotion, driv
     track = with_controls(take_parts(motion.track, parts), head, controls.blink)
     paster = Paster(photo, rig.crop_to_photo, rig.size) if full_frame else None
     width, height = paster.size if paster else (rig.size, rig.size)
-    notes = []
-    if rig.n_faces > 1:
-        notes.append(f"the photo has {rig.n_faces} faces; animated face {rig.face_index} "
-                     f"(largest first; pick another with --face N)")
+    notes = photo_notes(rig)
     if not motion.has_audio:
         notes.append("the driving video has no sound track; the output is silent")
     if motion.faces < motion.frames:

@@ -3,11 +3,10 @@ person ends (selfie segmentation), for the gaze and background measures."""
 
 from __future__ import annotations
 
-from contextlib import ExitStack
-
 import numpy as np
 
 from facetalk.face.detect import _mp, _quiet_native_logs
+from facetalk.face.track import MediaPipeGraphs
 
 # (iris centre, eye corner, eye corner) for each eye, in MediaPipe's refined 478-point numbering.
 _EYES = ((468, 33, 133), (473, 362, 263))
@@ -29,27 +28,17 @@ def iris_offset(points: np.ndarray) -> np.ndarray:
     return np.mean(out, axis=0)
 
 
-class MediaPipeProbe:
+class MediaPipeProbe(MediaPipeGraphs):
     """A face mesh in tracking mode and a selfie segmenter for one clip; close it (or use `with`)."""
 
     def __init__(self) -> None:
+        super().__init__()
         mp = _mp()
-        self._stack = ExitStack()
         with _quiet_native_logs():
             self._mesh = self._stack.enter_context(mp.solutions.face_mesh.FaceMesh(
                 static_image_mode=False, max_num_faces=1, refine_landmarks=True, min_detection_confidence=0.3))
             self._seg = self._stack.enter_context(
                 mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0))
-
-    def __enter__(self) -> "MediaPipeProbe":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        with _quiet_native_logs():
-            self._stack.close()
 
     def gaze(self, frame: np.ndarray) -> np.ndarray:
         """(2,) iris offset, NaN when no face is found."""

@@ -12,6 +12,7 @@ OUT/reenacted, with a contact sheet per pair (driver above, photo below).
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -25,7 +26,7 @@ from facetalk.eval import signals
 from facetalk.eval.dlib_face import DlibFace
 from facetalk.eval.head_pose import head_angles
 from facetalk.eval.report import _jsonable, _md_text, _write_atomically, contact_sheet
-from facetalk.eval.run import find_videos
+from facetalk.eval.run import find_videos, report_folder
 from facetalk.media.image import write_image
 from facetalk.media.video import read_video_frames
 
@@ -36,6 +37,8 @@ DESCRIPTIONS = {
     "mouth_corr": "Pearson r of the output's mouth opening with the driver's, frame by frame (target >= 0.8)",
     "yaw_corr": "the same for the head's yaw (dlib perspective fit, filtered over 0.4 s)",
     "pitch_corr": "the same for the head's pitch",
+    "fps": "speed of rendering and encoding the output, frames per wall second (the driver is tracked and "
+           "encoded once per clip, not counted here)",
 }
 
 Log = Callable[[str], None]
@@ -93,10 +96,7 @@ def evaluate_reenactment(videos: str | os.PathLike[str], photos: Iterable[str | 
     from facetalk.pipeline import encode_driving, rig_from_photo, write_animation
 
     clips, pictures = find_videos(videos), find_photos(photos)
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise FacetalkError(f"--out {out_dir} is a file; give a folder for the report")
-    (out / "reenacted").mkdir(parents=True, exist_ok=True)
+    out = report_folder(out_dir, "reenacted")
     faces = DlibFace.load()
     start = time.perf_counter()
     rigs, skipped = {}, []
@@ -126,8 +126,6 @@ def evaluate_reenactment(videos: str | os.PathLike[str], photos: Iterable[str | 
               "seconds": round(time.perf_counter() - start, 1), "pairs": rows, "mean": _means(rows),
               "skipped": skipped}
     clean = _jsonable(report)
-    import json
-
     _write_atomically(out / "reenact.json", lambda p: p.write_text(json.dumps(clean, indent=2) + "\n"))
     _write_atomically(out / "reenact.md", lambda p: p.write_text(markdown(clean)))
     return clean

@@ -46,14 +46,20 @@ def find_videos(folder: str | os.PathLike[str]) -> list[Path]:
     return files
 
 
+def report_folder(out_dir: str | os.PathLike[str], videos_subfolder: str) -> Path:
+    """The report folder, made with a subfolder for the videos it will hold."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise FacetalkError(f"--out {out_dir} is a file; give a folder for the report")
+    (out / videos_subfolder).mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def evaluate(videos: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, controls: Controls = Controls(),
              log: Log = lambda _: None) -> dict:
     """Run the protocol over every video in `videos`; write and return the report."""
     files = find_videos(videos)
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise FacetalkError(f"--out {out_dir} is a file; give a folder for the report")
-    (out / "generated").mkdir(parents=True, exist_ok=True)
+    out = report_folder(out_dir, "generated")
     faces = DlibFace.load()
     start = time.perf_counter()
     clips, skipped = [], []

@@ -51,12 +51,29 @@ def _box_of(landmarks: np.ndarray) -> tuple[float, float, float]:
     return float(centre[0]), float(centre[1]), max(width, 0.87 * height) / FACE_SHARE
 
 
-class FaceTracker:
+class MediaPipeGraphs:
+    """MediaPipe solution graphs held open together (each runs threads); close them, or use `with`."""
+
+    def __init__(self) -> None:
+        self._stack = ExitStack()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with _quiet_native_logs():
+            self._stack.close()
+
+
+class FaceTracker(MediaPipeGraphs):
     """Landmarks of one face through consecutive frames; close it (or use `with`)."""
 
     def __init__(self) -> None:
+        super().__init__()
         mp = _mp()
-        self._stack = ExitStack()
         with _quiet_native_logs():
             self._mesh = self._stack.enter_context(mp.solutions.face_mesh.FaceMesh(
                 static_image_mode=False, max_num_faces=1, refine_landmarks=True,
@@ -66,16 +83,6 @@ class FaceTracker:
             self._mesh.process(np.zeros((CROP_PX, CROP_PX, 3), np.uint8))
         self._box: tuple[float, float, float] | None = None
         self._since_detect = REDETECT_EVERY
-
-    def __enter__(self) -> "FaceTracker":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        with _quiet_native_logs():
-            self._stack.close()
 
     def process(self, frame: np.ndarray) -> np.ndarray | None:
         """(478, 3) landmarks of the face in this RGB frame (frame px), or None."""

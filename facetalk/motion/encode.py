@@ -40,8 +40,8 @@ from facetalk.face.basis import build_basis, mouth_close
 from facetalk.face.pose import HeadPose, fit_pose, rotation_angles
 from facetalk.face.rig import FACE_SHARE, PIVOT_CM
 from facetalk.motion.track import COLUMNS, EXPRESSIONS, GAZE, POSE, MotionTrack
-from facetalk.render.eyes import EYEBALL_RADIUS_CM
 
+EYEBALL_RADIUS_CM = 1.2  # an iris moves r*sin(angle) when the eye turns (the renderer's eyeball, render/eyes.py)
 RIGID_CM = 0.03  # a point that no expression field moves further than this carries the pose fit
 RIDGE = 1e-3  # keeps overlapping fields (smile vs stretch) from cancelling each other
 LIP_WEIGHT = 3.0  # the lips decide the mouth's coefficients more than the cheeks they drag along
