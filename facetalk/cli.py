@@ -111,8 +111,11 @@ def _controls(args: argparse.Namespace) -> Controls:
     try:
         return Controls(seed=args.seed, motion_intensity=args.motion_intensity, blink=not args.no_blink,
                         gaze=gaze, distance=args.distance, emotion=args.emotion, pose_lock=args.pose_lock)
-    except ValueError as exc:
-        raise FacetalkError(f"{exc} (see facetalk generate --help)") from None
+    except ValueError as exc:  # the API's field names, said as the flags the user typed
+        message = str(exc)
+        for field in ("motion_intensity", "gaze", "distance", "emotion"):
+            message = message.replace(field, "--" + field.replace("_", "-"), 1) if field in message else message
+        raise FacetalkError(message) from None
 
 
 def _render(image: str, audio: str, args: argparse.Namespace) -> None:

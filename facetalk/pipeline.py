@@ -198,13 +198,10 @@ def write_animation(rig: FaceRig, photo: np.ndarray, motion: DrivingMotion, driv
     """An analysed photo + an encoded driving video -> MP4 at `out`, with the driver's sound.
 
     Parts of the motion not in `parts` stay at the photo's rest (see motion.encode.take_parts);
-    `controls.motion_intensity` scales the driver's head motion (`pose_lock` stills it) and
-    `controls.blink` = False keeps the eyes open. The generator's other controls (gaze, distance,
-    emotion) steer generated motion and do not apply to a driven face.
+    the controls steer the driven motion as they steer generated motion (motion.encode.with_controls).
     """
     start = time.perf_counter() if started is None else started
-    head = 0.0 if controls.pose_lock else controls.motion_intensity
-    track = with_controls(take_parts(motion.track, parts), head, controls.blink)
+    track = with_controls(take_parts(motion.track, parts), controls)
     paster = Paster(photo, rig.crop_to_photo, rig.size) if full_frame else None
     width, height = paster.size if paster else (rig.size, rig.size)
     notes = photo_notes(rig)

@@ -178,3 +178,20 @@ def test_cli_rejects_bad_controls_in_one_line(tmp_path: Path, flag: list[str]) -
     assert res.returncode != 0
     assert len(res.stderr.strip().splitlines()) == 1 and "error" in res.stderr
     assert not out.exists()
+
+
+def test_controls_steer_a_driven_track_too() -> None:
+    from facetalk.motion.encode import with_controls
+    from facetalk.motion.track import MotionTrack
+
+    n = 50
+    t = np.arange(n) / FPS
+    driven = MotionTrack.neutral(n, FPS).with_columns(yaw=5 * np.sin(t), gazeYaw=2.0, eyeBlinkL=0.5, mouthClose=1.0)
+    out = with_controls(driven, Controls(emotion="happy", gaze=(10, 0), distance=1.25, motion_intensity=0.5,
+                                         blink=False))
+    assert np.allclose(out.column("yaw"), 0.5 * 1.2 * driven.column("yaw"), atol=1e-5)  # intensity x happy's liveliness
+    assert np.allclose(out.column("gazeYaw"), 12.0) and np.allclose(out.column("scale"), 0.8)
+    assert np.all(out.column("eyeBlinkL") == 0) and np.all(out.column("mouthSmileL") > 0.8)
+    assert np.all(out.column("mouthClose") == 1.0)
+    locked = with_controls(driven, Controls(pose_lock=True))
+    assert np.all(locked.column("yaw") == 0)

@@ -38,6 +38,7 @@ from scipy.optimize import lsq_linear
 from facetalk.face import landmarks as L
 from facetalk.face.basis import build_basis, mouth_close
 from facetalk.face.pose import HeadPose, fit_pose, rotation_angles
+from facetalk.motion.controls import ControlTrack, Controls, control_curves
 from facetalk.face.rig import FACE_SHARE, PIVOT_CM
 from facetalk.motion.track import COLUMNS, EXPRESSIONS, GAZE, POSE, MotionTrack
 
@@ -293,13 +294,25 @@ def take_parts(track: MotionTrack, parts: Iterable[str]) -> MotionTrack:
     return MotionTrack(values, track.fps)
 
 
-def with_controls(track: MotionTrack, head_intensity: float = 1.0, blink: bool = True) -> MotionTrack:
-    """The driven head motion scaled by `head_intensity` (0 = still, 1 = as driven), and the blinks
-    removed when `blink` is False."""
-    k = float(head_intensity)
-    curves: dict[str, np.ndarray | float] = {
-        name: track.column(name) * k for name in ("yaw", "pitch", "roll", "tx", "ty")}
-    curves["scale"] = 1.0 + (track.column("scale") - 1.0) * k
-    if not blink:
-        curves["eyeBlinkL"] = curves["eyeBlinkR"] = 0.0
-    return track.with_columns(**curves)
+def with_controls(track: MotionTrack, controls: Controls | ControlTrack = Controls()) -> MotionTrack:
+    """Driven motion steered by the same controls as generated motion: motion_intensity scales the
+    driver's head motion (pose_lock stills it), the emotion's offsets ride on the driven face and
+    its tilt on the head, gaze is added to the driver's, distance scales the head, blink = False
+    removes the blinks. Only the seed has nothing to act on."""
+    c = control_curves(controls, len(track), track.fps)
+    moving = 1.0 - c.pose_lock
+    k = c.motion_intensity * c.head_gain * moving
+    curves: dict[str, np.ndarray] = {name: track.column(name) * k for name in ("yaw", "tx", "ty", "roll")}
+    curves["pitch"] = track.column("pitch") * k + c.head_pitch * moving
+    curves["scale"] = (1.0 + (track.column("scale") - 1.0) * k) / c.distance
+    curves["gazeYaw"] = track.column("gazeYaw") + c.gaze_yaw
+    curves["gazePitch"] = track.column("gazePitch") + c.gaze_pitch
+    for name in ("eyeBlinkL", "eyeBlinkR"):
+        curves[name] = track.column(name) * c.blink
+    out = track.with_columns(**curves)
+    values = out.values.copy()
+    expr = slice(len(POSE), len(POSE) + len(EXPRESSIONS))
+    offsets = values[:, expr] + c.expression
+    lo = np.where(np.array(EXPRESSIONS) == "mouthClose", -1.0, 0.0)
+    values[:, expr] = np.where(c.expression != 0, np.clip(offsets, lo, 1.0), values[:, expr])
+    return MotionTrack(values, track.fps)

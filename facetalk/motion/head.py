@@ -23,11 +23,11 @@ PAUSE_CALM = 0.5  # share of drift kept in pauses
 
 
 def ou_process(n: int, fps: float, sd: float, tau_s: float, rng: np.random.Generator) -> np.ndarray:
-    """A stationary Ornstein-Uhlenbeck series: y[i] = a*y[i-1] + noise, spread `sd`."""
+    """An Ornstein-Uhlenbeck series, y[i] = a*y[i-1] + noise, with stationary spread `sd`. It starts
+    at 0, so the video opens on the photo's own pose and the motion grows in over about tau_s."""
     a = np.exp(-1.0 / (tau_s * fps))
     noise = rng.standard_normal(n) * sd * np.sqrt(1 - a * a)
-    y0 = rng.standard_normal() * sd
-    return lfilter([1.0], [1.0, -a], noise, zi=[a * y0])[0]
+    return lfilter([1.0], [1.0, -a], noise)
 
 
 def _smooth(x: np.ndarray, sigma_frames: float) -> np.ndarray:
