@@ -17,7 +17,7 @@ import numpy as np
 
 from facetalk.face.rig import FaceRig, build_rig
 from facetalk.media.image import read_image
-from facetalk.motion.controls import Controls
+from facetalk.motion.controls import Controls, ControlTrack
 from facetalk.motion.generate import generate
 from facetalk.motion.encode import ALL_PARTS
 from facetalk.pipeline import (Progress, RenderSummary, encode_driving, features_from_audio, frames, write_animation,
@@ -46,21 +46,21 @@ class Avatar:
             photo, source = read_image(image), os.fspath(image)
         return Avatar(build_rig(photo, size=size, face=face), photo, source)
 
-    def speak(self, audio: PathLike, controls: Controls = Controls(), fps: float = 25.0,
+    def speak(self, audio: PathLike, controls: Controls | ControlTrack = Controls(), fps: float = 25.0,
               full_frame: bool = False) -> Iterator[np.ndarray]:
         """RGB frames of the avatar saying `audio`, one per 1/fps s of it."""
         track = generate(features_from_audio(audio, fps), controls)
         paster = Paster(self.photo, self.rig.crop_to_photo, self.rig.size) if full_frame else None
         return frames(self.rig, track, paster)
 
-    def render_to(self, path: PathLike, audio: PathLike, controls: Controls = Controls(), fps: float = 25.0,
-                  full_frame: bool = False, progress: Progress | None = None) -> RenderSummary:
+    def render_to(self, path: PathLike, audio: PathLike, controls: Controls | ControlTrack = Controls(),
+                  fps: float = 25.0, full_frame: bool = False, progress: Progress | None = None) -> RenderSummary:
         """Write an MP4 (H.264 + AAC with the original audio) atomically to `path`."""
         return write_video(self.rig, self.photo, audio, path, fps=fps, controls=controls,
                            full_frame=full_frame, progress=progress)
 
     def animate_to(self, path: PathLike, driving: PathLike, parts: tuple[str, ...] = ALL_PARTS,
-                   controls: Controls = Controls(), fps: float | None = None, full_frame: bool = False,
+                   controls: Controls | ControlTrack = Controls(), fps: float | None = None, full_frame: bool = False,
                    progress: Progress | None = None) -> RenderSummary:
         """Write an MP4 of the avatar moving as the face in the `driving` video does, with its sound.
 

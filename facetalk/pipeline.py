@@ -21,7 +21,7 @@ from facetalk.media._files import check_output_path
 from facetalk.media.audio import SAMPLE_RATE, iter_audio, probe_audio
 from facetalk.media.image import read_image
 from facetalk.media.video import VideoWriter, probe_video
-from facetalk.motion.controls import Controls
+from facetalk.motion.controls import Controls, ControlTrack
 from facetalk.motion.encode import ALL_PARTS, MotionEncoder, take_parts, with_controls
 from facetalk.motion.generate import generate
 from facetalk.motion.track import MotionTrack
@@ -72,7 +72,8 @@ def frames(rig: FaceRig, track: MotionTrack, paster: Paster | None = None) -> It
 
 
 def render_video(image: str | os.PathLike[str], audio: str | os.PathLike[str], out: str | os.PathLike[str], *,
-                 size: int = 512, fps: float = 25.0, controls: Controls = Controls(), full_frame: bool = False,
+                 size: int = 512, fps: float = 25.0, controls: Controls | ControlTrack = Controls(),
+                 full_frame: bool = False,
                  face: int | None = None, progress: Progress | None = None) -> RenderSummary:
     """Photo + voice -> MP4 at `out` (written atomically: no partial file on failure)."""
     start = time.perf_counter()
@@ -109,7 +110,7 @@ def photo_notes(rig: FaceRig) -> list[str]:
 
 
 def write_video(rig: FaceRig, photo: np.ndarray, audio: str | os.PathLike[str], out: str | os.PathLike[str], *,
-                fps: float = 25.0, controls: Controls = Controls(), full_frame: bool = False,
+                fps: float = 25.0, controls: Controls | ControlTrack = Controls(), full_frame: bool = False,
                 progress: Progress | None = None, started: float | None = None) -> RenderSummary:
     """An analysed photo + voice -> MP4 at `out`."""
     start = time.perf_counter() if started is None else started
@@ -163,7 +164,7 @@ def encode_driving(driving: str | os.PathLike[str], fps: float | None = None,
 
 def animate_video(image: str | os.PathLike[str], driving: str | os.PathLike[str], out: str | os.PathLike[str], *,
                   parts: tuple[str, ...] = ALL_PARTS, size: int = 512, fps: float | None = None,
-                  controls: Controls = Controls(), full_frame: bool = False, face: int | None = None,
+                  controls: Controls | ControlTrack = Controls(), full_frame: bool = False, face: int | None = None,
                   progress: Progress | None = None) -> RenderSummary:
     """Photo + driving video -> MP4 at `out`: the photo moves as the driver does (from the driver's
     first frame on), with the driver's sound. Written atomically: no partial file on failure."""
@@ -193,7 +194,8 @@ def _two_halves(progress: Progress) -> tuple[Progress, Progress]:
 
 def write_animation(rig: FaceRig, photo: np.ndarray, motion: DrivingMotion, driving: str | os.PathLike[str],
                     out: str | os.PathLike[str], *, parts: tuple[str, ...] = ALL_PARTS,
-                    controls: Controls = Controls(), full_frame: bool = False, progress: Progress | None = None,
+                    controls: Controls | ControlTrack = Controls(), full_frame: bool = False,
+                    progress: Progress | None = None,
                     started: float | None = None) -> RenderSummary:
     """An analysed photo + an encoded driving video -> MP4 at `out`, with the driver's sound.
 

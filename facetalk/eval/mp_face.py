@@ -43,7 +43,8 @@ class MediaPipeProbe(MediaPipeGraphs):
     def gaze(self, frame: np.ndarray) -> np.ndarray:
         """(2,) iris offset, NaN when no face is found."""
         h, w = frame.shape[:2]
-        res = self._mesh.process(frame)
+        with _quiet_native_logs():  # the graph's threads log from its first frames on
+            res = self._mesh.process(frame)
         if not res.multi_face_landmarks:
             return np.full(2, np.nan)
         pts = np.array([(p.x * w, p.y * h) for p in res.multi_face_landmarks[0].landmark], np.float64)
@@ -51,4 +52,5 @@ class MediaPipeProbe(MediaPipeGraphs):
 
     def person(self, frame: np.ndarray) -> np.ndarray:
         """Boolean (H, W): pixels that may belong to the person."""
-        return self._seg.process(frame).segmentation_mask > PERSON_THRESHOLD
+        with _quiet_native_logs():
+            return self._seg.process(frame).segmentation_mask > PERSON_THRESHOLD

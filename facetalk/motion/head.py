@@ -15,7 +15,7 @@ from facetalk.audio.features import Features
 # Stationary spread while talking. Set so that the rendered clips, measured by `facetalk eval`,
 # spread like the real clips in ../shared/eval/video_real (yaw 1.2-2.5, pitch 1.7-4.9, roll
 # 0.6-3.5 degrees over 5-13 s; short clips show about half an OU process's stationary spread).
-DRIFT_SD_DEG = {"yaw": 4.0, "pitch": 3.4, "roll": 2.4}
+DRIFT_SD_DEG = {"yaw": 4.0, "pitch": 4.2, "roll": 2.4}
 DRIFT_TAU_S = {"yaw": 1.6, "pitch": 1.1, "roll": 2.0}
 NOD_DEG = 2.5  # pitch dip of a full-strength onset
 NOD_S = 0.35  # duration of a nod
