@@ -46,9 +46,15 @@ class RenderSummary:
         return self.frames / max(self.seconds, 1e-9)
 
 
-def rig_from_photo(path: str | os.PathLike[str], size: int = 512, face: int | None = None) -> tuple[FaceRig, np.ndarray]:
+def rig_from_photo(path: str | os.PathLike[str], size: int = 512, face: int | None = None,
+                   full_frame: bool = False) -> tuple[FaceRig, np.ndarray]:
     photo = read_image(path)
-    return build_rig(photo, size=size, face=face), photo
+    rig = build_rig(photo, size=size, face=face)
+    if full_frame:  # animate at the photo's own resolution, so the pasted face is as sharp as the rest
+        native = full_frame_crop_size(rig, photo)
+        if native > rig.size * 1.15:
+            rig = build_rig(photo, size=native, face=face)
+    return rig, photo
 
 
 def features_from_audio(path: str | os.PathLike[str], fps: float) -> Features:
@@ -79,11 +85,7 @@ def render_video(image: str | os.PathLike[str], audio: str | os.PathLike[str], o
     start = time.perf_counter()
     check_fps(fps)
     check_output_path(out)  # a misspelt folder should fail before any work is done
-    rig, photo = rig_from_photo(image, size=size, face=face)
-    if full_frame:  # animate at the photo's own resolution, so the pasted face is as sharp as the rest
-        native = full_frame_crop_size(rig, photo)
-        if native > rig.size * 1.15:
-            rig = build_rig(photo, size=native, face=face)
+    rig, photo = rig_from_photo(image, size=size, face=face, full_frame=full_frame)
     return write_video(rig, photo, audio, out, fps=fps, controls=controls, full_frame=full_frame,
                        progress=progress, started=start)
 
@@ -117,16 +119,22 @@ def write_video(rig: FaceRig, photo: np.ndarray, audio: str | os.PathLike[str], 
     check_fps(fps)
     features = features_from_audio(audio, fps)
     track = generate(features, controls)
+    return _write(rig, photo, track, out, audio, full_frame, progress, photo_notes(rig), start)
+
+
+def _write(rig: FaceRig, photo: np.ndarray, track: MotionTrack, out: str | os.PathLike[str],
+           audio: str | os.PathLike[str] | None, full_frame: bool, progress: Progress | None, notes: list[str],
+           started: float) -> RenderSummary:
+    """Render `track` and write it with `audio`'s sound track to `out` (atomically)."""
     paster = Paster(photo, rig.crop_to_photo, rig.size) if full_frame else None
     width, height = paster.size if paster else (rig.size, rig.size)
-    notes = photo_notes(rig)
     metadata = {"comment": f"synthetic video made by facetalk {__version__}"}
-    with VideoWriter(out, width, height, fps=fps, audio_path=audio, metadata=metadata) as writer:
+    with VideoWriter(out, width, height, fps=track.fps, audio_path=audio, metadata=metadata) as writer:
         for i, frame in enumerate(frames(rig, track, paster)):
             writer.write(frame)
             if progress is not None:
                 progress(i + 1, len(track))
-    return RenderSummary(len(track), time.perf_counter() - start, len(track) / fps, width, height, tuple(notes))
+    return RenderSummary(len(track), time.perf_counter() - started, track.duration, width, height, tuple(notes))
 
 
 # --- reenactment: photo + driving video -> MP4 (driving video -> face.track -> motion.encode) ------
@@ -170,11 +178,7 @@ def animate_video(image: str | os.PathLike[str], driving: str | os.PathLike[str]
     first frame on), with the driver's sound. Written atomically: no partial file on failure."""
     start = time.perf_counter()
     check_output_path(out)
-    rig, photo = rig_from_photo(image, size=size, face=face)
-    if full_frame:
-        native = full_frame_crop_size(rig, photo)
-        if native > rig.size * 1.15:
-            rig = build_rig(photo, size=native, face=face)
+    rig, photo = rig_from_photo(image, size=size, face=face, full_frame=full_frame)
     halves = None if progress is None else _two_halves(progress)
     motion = encode_driving(driving, fps, None if halves is None else halves[0])
     return write_animation(rig, photo, motion, driving, out, parts=parts, controls=controls, full_frame=full_frame,
@@ -204,19 +208,10 @@ def write_animation(rig: FaceRig, photo: np.ndarray, motion: DrivingMotion, driv
     """
     start = time.perf_counter() if started is None else started
     track = with_controls(take_parts(motion.track, parts), controls)
-    paster = Paster(photo, rig.crop_to_photo, rig.size) if full_frame else None
-    width, height = paster.size if paster else (rig.size, rig.size)
     notes = photo_notes(rig)
     if not motion.has_audio:
         notes.append("the driving video has no sound track; the output is silent")
     if motion.faces < motion.frames:
         notes.append(f"no face in {motion.frames - motion.faces} of the driving video's {motion.frames} frames; "
                      "the motion was carried over them")
-    metadata = {"comment": f"synthetic video made by facetalk {__version__}"}
-    audio = driving if motion.has_audio else None
-    with VideoWriter(out, width, height, fps=track.fps, audio_path=audio, metadata=metadata) as writer:
-        for i, frame in enumerate(frames(rig, track, paster)):
-            writer.write(frame)
-            if progress is not None:
-                progress(i + 1, len(track))
-    return RenderSummary(len(track), time.perf_counter() - start, track.duration, width, height, tuple(notes))
+    return _write(rig, photo, track, out, driving if motion.has_audio else None, full_frame, progress, notes, start)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facetalk.motion.emotion import expression_offset, head_offsets, parse_emotion
-from facetalk.motion.track import EXPRESSIONS
+from facetalk.motion.track import EXPRESSIONS, MotionTrack
 
 GAZE_LIMIT_DEG = (30.0, 20.0)  # |yaw|, |pitch| the eyes can be asked to hold without the head
 DISTANCE_RANGE = (0.5, 2.0)
@@ -114,3 +114,14 @@ def control_curves(controls: Controls | ControlTrack, n: int, fps: float) -> Con
         head_gain=curve([h[0] for h in heads]), head_pitch=curve([h[1] for h in heads]),
         expression=expression,
     )
+
+
+def with_expression_offsets(track: MotionTrack, offsets: np.ndarray) -> MotionTrack:
+    """The track with (T, len(EXPRESSIONS)) offsets (an emotion's) laid over its expression, each
+    coefficient kept in its range (mouthClose may reach -1 to part the lips, the others 0..1)."""
+    curves = {}
+    for j, name in enumerate(EXPRESSIONS):
+        if np.any(offsets[:, j]):
+            lo = -1.0 if name == "mouthClose" else 0.0
+            curves[name] = np.clip(track.column(name) + offsets[:, j], lo, 1.0)
+    return track.with_columns(**curves)

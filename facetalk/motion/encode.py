@@ -38,7 +38,7 @@ from scipy.optimize import lsq_linear
 from facetalk.face import landmarks as L
 from facetalk.face.basis import build_basis, mouth_close
 from facetalk.face.pose import HeadPose, fit_pose, rotation_angles
-from facetalk.motion.controls import ControlTrack, Controls, control_curves
+from facetalk.motion.controls import ControlTrack, Controls, control_curves, with_expression_offsets
 from facetalk.face.rig import FACE_SHARE, PIVOT_CM
 from facetalk.motion.track import COLUMNS, EXPRESSIONS, GAZE, POSE, MotionTrack
 
@@ -309,10 +309,4 @@ def with_controls(track: MotionTrack, controls: Controls | ControlTrack = Contro
     curves["gazePitch"] = track.column("gazePitch") + c.gaze_pitch
     for name in ("eyeBlinkL", "eyeBlinkR"):
         curves[name] = track.column(name) * c.blink
-    out = track.with_columns(**curves)
-    values = out.values.copy()
-    expr = slice(len(POSE), len(POSE) + len(EXPRESSIONS))
-    offsets = values[:, expr] + c.expression
-    lo = np.where(np.array(EXPRESSIONS) == "mouthClose", -1.0, 0.0)
-    values[:, expr] = np.where(c.expression != 0, np.clip(offsets, lo, 1.0), values[:, expr])
-    return MotionTrack(values, track.fps)
+    return with_expression_offsets(track.with_columns(**curves), c.expression)

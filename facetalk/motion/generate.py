@@ -10,11 +10,11 @@ import numpy as np
 
 from facetalk.audio.features import Features
 from facetalk.motion.brows import brow_curves
-from facetalk.motion.controls import ControlTrack, Controls, control_curves
+from facetalk.motion.controls import ControlTrack, Controls, control_curves, with_expression_offsets
 from facetalk.motion.eyes import eye_curves
 from facetalk.motion.head import head_curves
 from facetalk.motion.mouth import mouth_curves
-from facetalk.motion.track import EXPRESSIONS, MotionTrack
+from facetalk.motion.track import MotionTrack
 
 GAZE_MAX_DEG = 35.0  # the eyes' reach in their sockets
 
@@ -32,8 +32,5 @@ def generate(features: Features, controls: Controls | ControlTrack = Controls())
     curves["gazeYaw"] = np.clip(eyes["gazeYaw"] + c.gaze_yaw - head["yaw"], -GAZE_MAX_DEG, GAZE_MAX_DEG)
     curves["gazePitch"] = np.clip(eyes["gazePitch"] + c.gaze_pitch - head["pitch"], -GAZE_MAX_DEG, GAZE_MAX_DEG)
     curves["scale"] = 1.0 / c.distance
-    for j, name in enumerate(EXPRESSIONS):  # the emotion offsets ride on top of the speech
-        if np.any(c.expression[:, j]):
-            curves[name] = np.clip(curves.get(name, 0.0) + c.expression[:, j], 0.0, 1.0)
-    track = MotionTrack.neutral(n, features.fps)
-    return track.with_columns(**{k: np.asarray(v, np.float32) for k, v in curves.items()})
+    track = MotionTrack.neutral(n, features.fps).with_columns(**curves)
+    return with_expression_offsets(track, c.expression)  # the emotion rides on top of the speech
