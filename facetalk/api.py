@@ -5,6 +5,10 @@
     avatar.animate_to("out.mp4", "driving.mp4")   # reenactment: move as the face in a video does
     for frame in avatar.speak("voice.wav"):   # RGB uint8 frames, 512x512 by default
         ...
+    session = avatar.stream()                 # live: 16 kHz PCM chunks in, frames out
+    for f in session.push(pcm_chunk):         # f.index, f.time (s), f.image (RGB uint8)
+        ...
+    session.close()                           # the last frames
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from facetalk.motion.encode import ALL_PARTS
 from facetalk.pipeline import (Progress, RenderSummary, encode_driving, features_from_audio, frames, write_animation,
                                write_video)
 from facetalk.render.paste import Paster
+from facetalk.stream.session import FrameCallback, Session
 
 PathLike = str | os.PathLike[str]
 
@@ -52,6 +57,12 @@ class Avatar:
         track = generate(features_from_audio(audio, fps), controls)
         paster = Paster(self.photo, self.rig.crop_to_photo, self.rig.size) if full_frame else None
         return frames(self.rig, track, paster)
+
+    def stream(self, controls: Controls | ControlTrack = Controls(), fps: float = 25.0,
+               on_frame: FrameCallback | None = None) -> Session:
+        """A live session: push 16 kHz mono PCM as it comes, frames come out one frame behind it
+        (see stream.session). Any number of sessions can share one avatar."""
+        return Session(self.rig, controls, fps, on_frame)
 
     def render_to(self, path: PathLike, audio: PathLike, controls: Controls | ControlTrack = Controls(),
                   fps: float = 25.0, full_frame: bool = False, progress: Progress | None = None) -> RenderSummary:

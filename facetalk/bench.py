@@ -91,8 +91,14 @@ def measure(image: str | None = None, seconds: float = 10.0) -> dict[str, float]
     }
 
 
-def run_bench(image: str | None = None, seconds: float = 10.0, as_json: bool = False) -> dict[str, float]:
-    result = measure(image, seconds)
+def run_bench(image: str | None = None, seconds: float = 10.0, as_json: bool = False, live: bool = False,
+              live_minutes: float = 10.0) -> dict[str, float]:
+    if live:
+        from facetalk.stream.bench import measure_live
+
+        result = measure_live(image, memory_minutes=live_minutes)
+    else:
+        result = measure(image, seconds)
     if as_json:
         print(json.dumps(result))
     else:

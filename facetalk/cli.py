@@ -90,6 +90,10 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.add_argument("--image", default=None, help="portrait to measure with (default: the demo's)")
     bench.add_argument("--seconds", type=float, default=10.0, help="seconds of audio for the end-to-end run")
+    bench.add_argument("--live", action="store_true",
+                       help="measure live sessions instead: latency, first frame, concurrent sessions, memory")
+    bench.add_argument("--live-minutes", type=float, default=10.0,
+                       help="minutes streamed for the live memory check (0 = skip it)")
     ev = sub.add_parser("eval", help="measure lip-sync, motion, identity and image quality against real clips")
     ev.add_argument("--videos", required=True, help="folder of real talking-face videos (mp4, avi, mpg, ...)")
     ev.add_argument("--out", required=True, help="folder for report.json, report.md, plots and generated clips")
@@ -208,7 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "bench":
             from facetalk.bench import run_bench
 
-            run_bench(image=args.image, seconds=args.seconds, as_json=args.json)
+            run_bench(image=args.image, seconds=args.seconds, as_json=args.json, live=args.live,
+                      live_minutes=args.live_minutes)
         elif args.command == "eval":
             _eval(args)
     except FacetalkError as exc:

@@ -126,7 +126,7 @@ def test_tone_burst_is_loud_only_while_it_sounds() -> None:
     assert np.all(f.loudness[:23] < 0.05)
     assert np.all(f.loudness[52:] < 0.05)
     assert np.all(f.active[30:45] > 0.5)
-    assert np.all(f.active[:15] < 0.1) and np.all(f.active[60:] < 0.1)
+    assert np.all(f.active[:25] < 0.1) and np.all(f.active[63:] < 0.1)  # causal: falls ~0.2 s after the sound
     # level in dBFS: a 0.5 sine is about -9 dBFS
     assert np.median(f.level_db[burst]) == pytest.approx(20 * np.log10(0.5 / np.sqrt(2)), abs=2.0)
 

@@ -8,7 +8,7 @@ import pytest
 from facetalk.audio.features import Features, audio_features
 from facetalk.motion.controls import Controls
 from facetalk.motion.eyes import CLOSE_S, HOLD_S, OPEN_S, blink_shape
-from facetalk.motion.generate import generate
+from facetalk.motion.generate import MotionGenerator, generate
 from facetalk.motion.head import ou_process
 from facetalk.motion.mouth import follow_envelope
 from facetalk.motion.track import COLUMNS, EXPRESSIONS, GAZE, POSE, Motion, MotionTrack
@@ -324,3 +324,16 @@ def test_ou_process_spread_matches_sd() -> None:
     assert abs(np.mean(x)) < 0.25 * sd
     # it is smooth (strongly correlated frame to frame), not white noise
     assert np.corrcoef(x[:-1], x[1:])[0, 1] > 0.9
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 40])
+def test_chunked_generation_is_the_same_motion(speech: Features, chunk: int) -> None:
+    """A live stream feeds the generator a few frames at a time: it must make the very same motion
+    as the whole file at once (same features, same controls, same seed)."""
+    controls = Controls(seed=4, emotion="happy:0.5", gaze=(5.0, -3.0))
+    whole = generate(speech, controls)
+    g = MotionGenerator(controls, speech.fps)
+    parts = [g.push(speech.frames(a, a + chunk)) for a in range(0, len(speech), chunk)]
+    chunked = MotionTrack.concat(parts + [g.finish()])
+    assert len(chunked) == len(whole) == len(speech)
+    np.testing.assert_allclose(chunked.values, whole.values, atol=1e-5)

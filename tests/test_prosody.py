@@ -7,8 +7,8 @@ import pytest
 
 from facetalk.audio.features import Features, audio_features
 from facetalk.audio.pitch import PitchTracker
-from facetalk.motion.brows import brow_curves
-from facetalk.motion.prosody import accents, semitones
+from facetalk.motion.brows import BrowMotion
+from facetalk.motion.prosody import Accents
 
 RATE, FPS = 16000, 25.0
 
@@ -49,12 +49,43 @@ def features_with_pitch(pitch: np.ndarray, loud: np.ndarray) -> Features:
                     (loud > 0.2).astype(np.float32), None, pitch.astype(np.float32))
 
 
-def test_semitones_are_relative_to_the_speakers_median() -> None:
-    st = semitones(np.r_[np.full(20, 100.0), np.full(20, 200.0), np.zeros(5), np.full(30, 100.0)])
-    assert st[10] == pytest.approx(0.0) and st[30] == pytest.approx(12.0) and st[42] == 0.0
+def accents(f: Features, chunk: int | None = None) -> list[tuple[int, float]]:
+    """Accents over a whole clip, fed `chunk` frames at a time (all at once by default)."""
+    acc, found, n = Accents(FPS), [], len(f)
+    step = chunk or n
+    for a in range(0, n, step):
+        b = min(n, a + step)
+        nxt = (float(f.pitch_hz[b]), float(f.loudness[b])) if b < n else (0.0, 0.0)
+        found += [(a + i, s) for i, s in acc.run(f.pitch_hz[a:b], f.loudness[a:b], *nxt)]
+    return found
 
 
-def test_a_pitch_accent_raises_the_brows_before_it_is_heard() -> None:
+def brows(f: Features) -> np.ndarray:
+    nxt = f.pitch_hz[1:].tolist() + [0.0], f.loudness[1:].tolist() + [0.0]
+    b = BrowMotion(FPS)
+    return np.concatenate([b.run(f.pitch_hz[i:i + 1], f.loudness[i:i + 1], nxt[0][i], nxt[1][i])["browInnerUp"]
+                           for i in range(len(f))])
+
+
+def test_accents_are_relative_to_the_speakers_running_median() -> None:
+    """The same 200 Hz stretch is an accent for a 100 Hz voice, not for a 200 Hz one."""
+    low = np.r_[np.full(40, 100.0), np.full(6, 200.0), np.full(40, 100.0)]
+    high = np.r_[np.full(40, 200.0), np.full(6, 200.0), np.full(40, 200.0)]
+    loud = np.full(len(low), 0.8)
+    assert [i for i, _ in accents(features_with_pitch(low, loud))] == [41]
+    assert accents(features_with_pitch(high, loud)) == []
+
+
+def test_accents_do_not_depend_on_the_chunking() -> None:
+    rng = np.random.default_rng(2)
+    pitch = 150 * 2 ** (rng.normal(0, 2.5, 300) / 12) * (rng.random(300) > 0.2)
+    f = features_with_pitch(pitch, rng.uniform(0.3, 1.0, 300))
+    whole = accents(f)
+    assert len(whole) >= 3
+    assert accents(f, chunk=1) == whole and accents(f, chunk=7) == whole
+
+
+def test_a_pitch_accent_raises_the_brows_as_it_is_heard() -> None:
     n = 100
     pitch = np.full(n, 150.0)
     pitch[50:56] = 150.0 * 2 ** (5 / 12)  # five semitones up, as on a stressed word
@@ -62,9 +93,9 @@ def test_a_pitch_accent_raises_the_brows_before_it_is_heard() -> None:
     f = features_with_pitch(pitch, loud)
     found = accents(f)
     assert len(found) == 1 and 50 <= found[0][0] < 56
-    brows = brow_curves(f)["browInnerUp"]
-    assert brows[:40].max() == 0 and brows[48:56].max() > 0.3 and brows[90:].max() < 0.05
-    assert brows.argmax() <= 52  # already up when the accent sounds
+    b = brows(f)
+    assert b[:50].max() == 0 and b[53:60].max() > 0.3 and b[90:].max() < 0.05
+    assert 53 <= b.argmax() <= 58  # up within ~150 ms of the accent
 
 
 def test_flat_or_quiet_speech_has_no_accents() -> None:

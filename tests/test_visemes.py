@@ -7,10 +7,14 @@ import pytest
 
 from facetalk.audio.features import Features
 from facetalk.audio.phones import Phones, recognise_phones
-from facetalk.motion.mouth import mouth_curves
+from facetalk.motion.mouth import MouthMotion
 from facetalk.motion.visemes import ANTICIPATION_S, CLOSURE_JAW, MOUTH, VISEMES, blend, viseme_of
 
 FPS = 25.0
+
+
+def mouth_curves(f: Features) -> dict[str, np.ndarray]:
+    return MouthMotion(f.fps).run(f.phones, f.loudness, f.brightness, f.active)
 
 
 def phones(*segments: tuple[str, float, float]) -> Phones:

@@ -33,11 +33,14 @@ class Phones:
 class PhoneRecogniser:
     """Streaming phone recognition: `push` 16 kHz mono float chunks, then `finish`."""
 
-    def __init__(self, rate: int = 16000) -> None:
+    def __init__(self, rate: int = 16000, keep_s: float | None = None) -> None:
+        """keep_s: forget phones that ended more than this long ago (a live stream's flat memory);
+        None keeps them all."""
         from pocketsphinx import Decoder, get_model_path
 
         model = get_model_path()
         self.rate = rate
+        self.keep_s = keep_s
         self._decoder = Decoder(hmm=os.path.join(model, "en-us", "en-us"),
                                 allphone=os.path.join(model, "en-us", "en-us-phone.lm.bin"),
                                 lw=2.0, pip=0.3, beam=1e-20, pbeam=1e-20, samprate=float(rate), loglevel="FATAL")
@@ -67,12 +70,27 @@ class PhoneRecogniser:
             self._times.append((offset + seg.start_frame * FRAME_S, offset + (seg.end_frame + 1) * FRAME_S))
         self._utt_start += self._utt_len
         self._utt_len = 0
+        if self.keep_s is not None:
+            horizon = self._utt_start / self.rate - self.keep_s
+            old = next((k for k, (_, end) in enumerate(self._times) if end >= horizon), len(self._times))
+            del self._labels[:old], self._times[:old]
+
+    def current(self) -> Phones:
+        """The best reading so far, with the utterance in progress read as far as the decoder has
+        got (it settles ~50 ms behind the audio; its last phone may still change)."""
+        offset = self._utt_start / self.rate
+        partial = [(seg.word, offset + seg.start_frame * FRAME_S, offset + (seg.end_frame + 1) * FRAME_S)
+                   for seg in (self._decoder.seg() or ()) if self._utt_len]
+        return _phones(self._labels + [w for w, _, _ in partial], self._times + [(a, b) for _, a, b in partial])
 
     def finish(self) -> Phones:
         self._end_utterance()
-        times = np.asarray(self._times, np.float64).reshape(-1, 2)
-        labels = tuple(_label(w) for w in self._labels)
-        return Phones(labels, times[:, 0], times[:, 1])
+        return _phones(self._labels, self._times)
+
+
+def _phones(words: list[str], times: list[tuple[float, float]]) -> Phones:
+    t = np.asarray(times, np.float64).reshape(-1, 2)
+    return Phones(tuple(_label(w) for w in words), t[:, 0], t[:, 1])
 
 
 def _label(word: str) -> str:

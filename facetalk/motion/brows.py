@@ -1,15 +1,15 @@
 """Brows layer: a raise on each pitch accent, as speakers mark emphasis with their brows.
 
-The raise comes on over ~150 ms, holds a moment and eases back over ~0.5 s; the outer brows
-follow the inner ones a little less (AU1 leads AU2 in emphasis).
+The raise comes on over ~150 ms from the accent, holds a moment and eases back over ~0.5 s; the
+outer brows follow the inner ones a little less (AU1 leads AU2 in emphasis).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from facetalk.audio.features import Features
-from facetalk.motion.prosody import accents
+from facetalk.motion.filters import Pending
+from facetalk.motion.prosody import Accents
 
 BROW_ACCENT = 0.5  # browInnerUp at a full-strength accent
 OUTER_SHARE = 0.6
@@ -24,13 +24,15 @@ def raise_kernel(fps: float) -> np.ndarray:
     return k * k * (3 - 2 * k)
 
 
-def brow_curves(features: Features) -> dict[str, np.ndarray]:
-    n = len(features)
-    kernel = raise_kernel(features.fps)
-    lead = int(round(RISE_S * features.fps))  # the brows are up when the accent is heard
-    brows = np.zeros(n + len(kernel))
-    for i, strength in accents(features):
-        start = max(0, i - lead)
-        brows[start:start + len(kernel)] = np.maximum(brows[start:start + len(kernel)], kernel * strength)
-    inner = np.clip(brows[:n] * BROW_ACCENT, 0, 1)
-    return {"browInnerUp": inner, "browOuterUpL": inner * OUTER_SHARE, "browOuterUpR": inner * OUTER_SHARE}
+class BrowMotion:
+    def __init__(self, fps: float) -> None:
+        self.accents = Accents(fps)
+        self.kernel = raise_kernel(fps)
+        self.raised = Pending()
+
+    def run(self, pitch_hz: np.ndarray, loudness: np.ndarray, next_pitch: float,
+            next_loud: float) -> dict[str, np.ndarray]:
+        for i, strength in self.accents.run(pitch_hz, loudness, next_pitch, next_loud):
+            self.raised.add(i, self.kernel * strength, np.maximum)
+        inner = np.clip(self.raised.take(len(loudness)) * BROW_ACCENT, 0, 1)
+        return {"browInnerUp": inner, "browOuterUpL": inner * OUTER_SHARE, "browOuterUpR": inner * OUTER_SHARE}

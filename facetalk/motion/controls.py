@@ -94,10 +94,11 @@ class ControlCurves:
     expression: np.ndarray  # (T, len(EXPRESSIONS)) emotion offsets
 
 
-def control_curves(controls: Controls | ControlTrack, n: int, fps: float) -> ControlCurves:
+def control_curves(controls: Controls | ControlTrack, n: int, fps: float, first: int = 0) -> ControlCurves:
+    """The controls at frames first .. first+n-1."""
     track = ControlTrack.of(controls)
     times = np.array([t for t, _ in track.keys])
-    t = np.arange(n) / fps
+    t = (first + np.arange(n)) / fps
 
     def curve(values: list[float]) -> np.ndarray:
         return np.interp(t, times, np.asarray(values, np.float64))

@@ -2,6 +2,10 @@
 
 The generator is an interface (`generate(features, controls) -> MotionTrack`): a learned model
 can replace these layers later and be judged by the same evaluation.
+
+Every layer is causal with LOOKAHEAD_FRAMES of lookahead and carries its state from chunk to
+chunk, so `MotionGenerator` gives a live stream the same motion, frame for frame, as `generate`
+gives the whole file (for the same features: a stream's features are running estimates).
 """
 
 from __future__ import annotations
@@ -9,28 +13,71 @@ from __future__ import annotations
 import numpy as np
 
 from facetalk.audio.features import Features
-from facetalk.motion.brows import brow_curves
+from facetalk.motion.brows import BrowMotion
 from facetalk.motion.controls import ControlTrack, Controls, control_curves, with_expression_offsets
-from facetalk.motion.eyes import eye_curves
-from facetalk.motion.head import head_curves
-from facetalk.motion.mouth import mouth_curves
+from facetalk.motion.eyes import EyeMotion
+from facetalk.motion.head import HeadMotion
+from facetalk.motion.mouth import MouthMotion
 from facetalk.motion.track import MotionTrack
 
 GAZE_MAX_DEG = 35.0  # the eyes' reach in their sockets
+LOOKAHEAD_FRAMES = 1  # motion for frame i is made once the features of frame i + 1 are known
+
+
+class MotionGenerator:
+    """Features in, chunk by chunk; motion out, LOOKAHEAD_FRAMES behind. `finish` flushes."""
+
+    def __init__(self, controls: Controls | ControlTrack, fps: float) -> None:
+        self.controls = ControlTrack.of(controls)
+        self.fps = fps
+        head_rng, eye_rng = np.random.default_rng(self.controls.seed).spawn(2)
+        self.head = HeadMotion(fps, head_rng)
+        self.eyes = EyeMotion(fps, eye_rng)
+        self.brows = BrowMotion(fps)
+        self.mouth = MouthMotion(fps)
+        self.pending: Features | None = None  # features of frames not yet made (the lookahead)
+        self.frame = 0  # index of the next frame to make
+
+    def push(self, features: Features) -> MotionTrack:
+        buf = features if self.pending is None else self.pending.then(features)
+        keep = min(LOOKAHEAD_FRAMES, len(buf))
+        self.pending = buf.frames(len(buf) - keep, len(buf))
+        return self._make(buf.frames(0, len(buf) - keep), buf.frames(len(buf) - keep, len(buf)))
+
+    def finish(self) -> MotionTrack:
+        """The last frames, with silence after them as their lookahead."""
+        if self.pending is None or len(self.pending) == 0:
+            return MotionTrack.neutral(0, self.fps)
+        buf, self.pending = self.pending, None
+        silence = Features(self.fps, *(np.zeros(1, np.float32) for _ in range(4)), buf.phones, np.zeros(1, np.float32))
+        return self._make(buf, silence)
+
+    def _make(self, f: Features, ahead: Features) -> MotionTrack:
+        n = len(f)
+        if n == 0:
+            return MotionTrack.neutral(0, self.fps)
+        c = control_curves(self.controls, n, self.fps, first=self.frame)
+        pitch = f.pitch_hz if f.pitch_hz is not None else np.zeros(n)
+        next_pitch = float(ahead.pitch_hz[0]) if ahead.pitch_hz is not None else 0.0
+        moving = 1.0 - c.pose_lock
+        head = self.head.run(f.active, f.loudness, float(ahead.loudness[0]))
+        gain = c.motion_intensity * c.head_gain * moving
+        head = {k: v * gain for k, v in head.items()}
+        head["pitch"] = head["pitch"] + c.head_pitch * moving
+        eyes = self.eyes.run(f.active, float(ahead.active[0]))
+        for lid in ("eyeBlinkL", "eyeBlinkR"):
+            eyes[lid] = eyes[lid] * c.blink
+        curves = {**self.mouth.run(f.phones, f.loudness, f.brightness, f.active),
+                  **self.brows.run(pitch, f.loudness, next_pitch, float(ahead.loudness[0])), **head, **eyes}
+        # The eyes hold the requested direction while the head moves: they counter-rotate (VOR).
+        curves["gazeYaw"] = np.clip(eyes["gazeYaw"] + c.gaze_yaw - head["yaw"], -GAZE_MAX_DEG, GAZE_MAX_DEG)
+        curves["gazePitch"] = np.clip(eyes["gazePitch"] + c.gaze_pitch - head["pitch"], -GAZE_MAX_DEG, GAZE_MAX_DEG)
+        curves["scale"] = 1.0 / c.distance
+        self.frame += n
+        track = MotionTrack.neutral(n, self.fps).with_columns(**curves)
+        return with_expression_offsets(track, c.expression)  # the emotion rides on top of the speech
 
 
 def generate(features: Features, controls: Controls | ControlTrack = Controls()) -> MotionTrack:
-    n = len(features)
-    c = control_curves(controls, n, features.fps)
-    rng = np.random.default_rng(ControlTrack.of(controls).seed)
-    moving = 1.0 - c.pose_lock
-    head = head_curves(features, rng, c.motion_intensity * c.head_gain * moving)
-    head["pitch"] = head["pitch"] + c.head_pitch * moving
-    eyes = eye_curves(features, rng, c.blink)
-    curves = {**mouth_curves(features), **brow_curves(features), **head, **eyes}
-    # The eyes hold the requested direction while the head moves: they counter-rotate (VOR).
-    curves["gazeYaw"] = np.clip(eyes["gazeYaw"] + c.gaze_yaw - head["yaw"], -GAZE_MAX_DEG, GAZE_MAX_DEG)
-    curves["gazePitch"] = np.clip(eyes["gazePitch"] + c.gaze_pitch - head["pitch"], -GAZE_MAX_DEG, GAZE_MAX_DEG)
-    curves["scale"] = 1.0 / c.distance
-    track = MotionTrack.neutral(n, features.fps).with_columns(**curves)
-    return with_expression_offsets(track, c.expression)  # the emotion rides on top of the speech
+    g = MotionGenerator(controls, features.fps)
+    return MotionTrack.concat([g.push(features), g.finish()])

@@ -83,6 +83,10 @@ class MotionTrack:
             values[:, _INDEX[name]] = curve
         return MotionTrack(values, self.fps)
 
+    @staticmethod
+    def concat(tracks: "list[MotionTrack]") -> "MotionTrack":
+        return MotionTrack(np.concatenate([t.values for t in tracks]), tracks[0].fps)
+
     def slice(self, start: int, stop: int) -> "MotionTrack":
         return MotionTrack(self.values[start:stop], self.fps)
 

@@ -74,13 +74,14 @@ def viseme_of(phone: str) -> str:
     return PHONE_VISEME.get(phone.upper(), "noise")
 
 
-def blend(phones: Phones, n_frames: int, fps: float) -> dict[str, np.ndarray]:
-    """Per-frame mouth targets (MOUTH order) from phones, with coarticulation and closures.
+def blend(phones: Phones, n_frames: int, fps: float, first: int = 0) -> dict[str, np.ndarray]:
+    """Per-frame mouth targets (MOUTH order) for frames first .. first+n_frames-1 from phones
+    (timed from frame 0), with coarticulation and closures.
 
     Dominance of segment i at time t: its group's strength times a falloff that is flat over the
     segment (shifted earlier by ANTICIPATION_S) and decays with distance beyond it over REACH_S.
     """
-    t = np.arange(n_frames) / fps
+    t = (first + np.arange(n_frames)) / fps
     rest = np.array(VISEMES["sil"].target)
     if len(phones) == 0:
         return {name: np.full(n_frames, rest[k]) for k, name in enumerate(MOUTH)}
@@ -104,21 +105,24 @@ def blend(phones: Phones, n_frames: int, fps: float) -> dict[str, np.ndarray]:
         weights = fall[:, :, None] * dom[None, lo:hi, :]  # (B, n, P)
         # A faint rest prior: far from any segment (before the first, after the last) lips rest.
         out[b0:b0 + BLOCK] = ((weights * targets[None, lo:hi]).sum(1) + REST_PRIOR * rest) / (weights.sum(1) + REST_PRIOR)
-    _close_bilabials(out, names, start, end, fps)
+    _close_bilabials(out, names, start, end, fps, first)
     return {name: out[:, k] for k, name in enumerate(MOUTH)}
 
 
-def _close_bilabials(out: np.ndarray, names: list[str], start: np.ndarray, end: np.ndarray, fps: float) -> None:
+def _close_bilabials(out: np.ndarray, names: list[str], start: np.ndarray, end: np.ndarray, fps: float,
+                     first: int) -> None:
     """Every M, B, P gets at least one frame of shut lips, however short it was: a missed
     closure is the lip-sync error viewers notice first."""
     jaw = MOUTH.index("jawOpen")
     parting = [MOUTH.index(n) for n in ("mouthFunnel", "upperLipUp", "lowerLipDown")]  # lip moves that part them
-    for name, a, b in zip(names, start, end):
+    lo, hi = first / fps - 1.0, (first + len(out)) / fps + 1.0
+    for k in np.flatnonzero((end >= lo) & (start <= hi)):  # only the segments near these frames
+        name, a, b = names[k], start[k], end[k]
         if name != "PP":
             continue
         frames = np.arange(np.ceil(a * fps), np.floor(b * fps) + 1).astype(int)
         if len(frames) == 0:  # shorter than a frame: the frame nearest its middle
             frames = np.array([int(round((a + b) / 2 * fps))])
-        frames = frames[(frames >= 0) & (frames < len(out))]
+        frames = frames[(frames >= first) & (frames < first + len(out))] - first
         out[frames, jaw] = np.minimum(out[frames, jaw], CLOSURE_JAW)
         out[np.ix_(frames, parting)] = 0.0

@@ -1,0 +1,118 @@
+"""A live session: 16 kHz mono PCM in, chunk by chunk, rendered frames out as soon as they can be.
+
+The same stages as a file render (features -> motion -> renderer), run causally: a frame is made
+once the audio of the frame after it has arrived (motion.generate.LOOKAHEAD_FRAMES), so the
+latency from sound in to frame out is one frame (40 ms at 25 fps) plus the work. What a stream
+cannot know ahead, the loudness of the whole clip and its final phones, is estimated as it goes;
+motion, seeds and controls are otherwise those of `Avatar.render_to` on the same audio.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from facetalk.audio.features import FeatureStream
+from facetalk.errors import FacetalkError
+from facetalk.face.rig import FaceRig
+from facetalk.media.audio import SAMPLE_RATE
+from facetalk.motion.controls import Controls, ControlTrack
+from facetalk.motion.generate import MotionGenerator
+from facetalk.motion.track import MotionTrack
+from facetalk.render.renderer import Renderer
+
+CONTROL_RAMP_S = 0.3  # a control changed mid-stream blends in over this long
+
+
+@dataclass(frozen=True)
+class LiveFrame:
+    index: int
+    time: float  # s from the stream's start: the frame shows the sound of [time, time + 1/fps)
+    image: np.ndarray  # RGB uint8, size x size
+
+
+FrameCallback = Callable[[LiveFrame], None]
+
+
+def as_pcm(chunk: np.ndarray | bytes | bytearray | memoryview) -> np.ndarray:
+    """Mono float32 in [-1, 1] from int16 samples (array or little-endian bytes) or floats."""
+    if isinstance(chunk, (bytes, bytearray, memoryview)):
+        if len(chunk) % 2:
+            raise FacetalkError("PCM bytes must be 16-bit little-endian samples (an even number of bytes)")
+        return np.frombuffer(chunk, "<i2").astype(np.float32) / 32768.0
+    x = np.asarray(chunk)
+    if x.ndim == 2 and x.shape[1] == 1:
+        x = x[:, 0]
+    if x.ndim != 1:
+        raise FacetalkError(f"PCM must be mono: a 1-D array of samples, got shape {x.shape}")
+    if x.dtype == np.int16:
+        return x.astype(np.float32) / 32768.0
+    if not np.issubdtype(x.dtype, np.floating):
+        raise FacetalkError(f"PCM must be int16 or float samples, got {x.dtype}")
+    return np.clip(np.nan_to_num(x.astype(np.float32)), -1.0, 1.0)
+
+
+class Session:
+    """`push` PCM at 16 kHz (any chunk size), get the frames it completes; `close` flushes the rest.
+
+    Frames also go to `on_frame` if given. Controls change with `set_controls` and blend in over
+    CONTROL_RAMP_S. Not thread-safe: one caller at a time (sessions are independent of each other).
+    """
+
+    def __init__(self, rig: FaceRig, controls: Controls | ControlTrack = Controls(), fps: float = 25.0,
+                 on_frame: FrameCallback | None = None) -> None:
+        if not 1 <= fps <= 60:
+            raise FacetalkError(f"a live session runs at 1..60 fps, got {fps}")
+        self.fps = fps
+        self.on_frame = on_frame
+        self._features = FeatureStream(SAMPLE_RATE, fps)
+        self._motion = MotionGenerator(controls, fps)
+        self._renderer = Renderer(rig)
+        self._target = ControlTrack.of(controls).keys[-1][1]
+        self._next = 0
+        self.samples = 0  # pushed so far
+        self.closed = False
+
+    @property
+    def frames_out(self) -> int:
+        return self._next
+
+    def push(self, pcm: np.ndarray | bytes | bytearray | memoryview) -> list[LiveFrame]:
+        if self.closed:
+            raise FacetalkError("this live session is closed; start a new one")
+        x = as_pcm(pcm)
+        self.samples += len(x)
+        return self._render(self._motion.push(self._features.push(x)))
+
+    def set_controls(self, controls: Controls) -> None:
+        """From the next frame on, blend from the current controls to `controls`."""
+        now = self._motion.frame / self.fps
+        self._motion.controls = ControlTrack(((now, self._target), (now + CONTROL_RAMP_S, controls)))
+        self._target = controls
+
+    def close(self) -> list[LiveFrame]:
+        """The frames still held back (the last one waits for audio after it), then the end."""
+        if self.closed:
+            return []
+        out = self._render(self._motion.push(self._features.finish()))
+        out += self._render(self._motion.finish())
+        self.closed = True
+        return out
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.closed = True
+
+    def _render(self, track: MotionTrack) -> list[LiveFrame]:
+        out = []
+        for i in range(len(track)):
+            frame = LiveFrame(self._next, self._next / self.fps, self._renderer.render(track.frame(i)))
+            self._next += 1
+            if self.on_frame is not None:
+                self.on_frame(frame)
+            out.append(frame)
+        return out
