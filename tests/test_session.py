@@ -118,3 +118,14 @@ def test_live_phones_stay_bounded_on_a_long_stream(voice: np.ndarray) -> None:
     phones = rec.current()
     assert len(phones) > 5
     assert phones.starts.min() > len(x) / RATE - 45  # older utterances were dropped
+
+
+def test_a_stream_looks_like_the_file_render_of_the_same_audio(rig, portrait, speech: np.ndarray, wav_writer) -> None:
+    from facetalk.api import Avatar
+
+    avatar = Avatar(rig, np.array(portrait))
+    offline = list(avatar.speak(wav_writer("speech.wav", speech), Controls(seed=5)))
+    live = stream(avatar.stream(Controls(seed=5)), speech, 320)
+    assert len(live) == len(offline) == 75
+    diff = [np.abs(a.astype(int) - b.image.astype(int)).mean() for a, b in zip(offline, live)]
+    assert np.mean(diff) < 3.0 and max(diff) < 8.0  # grey levels of 255: the same head, eyes and brows
