@@ -129,3 +129,14 @@ def test_a_stream_looks_like_the_file_render_of_the_same_audio(rig, portrait, sp
     assert len(live) == len(offline) == 75
     diff = [np.abs(a.astype(int) - b.image.astype(int)).mean() for a, b in zip(offline, live)]
     assert np.mean(diff) < 3.0 and max(diff) < 8.0  # grey levels of 255: the same head, eyes and brows
+
+
+@pytest.mark.parametrize("gain", [1.0, 0.1, 0.02])
+def test_live_loudness_learns_the_speakers_level(voice: np.ndarray, gain: float) -> None:
+    """Loudness is relative to the peak heard so far (a quiet microphone must still open the mouth):
+    after the first two seconds it reads about as the whole clip's."""
+    x = gain * np.array(voice[: 4 * RATE])
+    live = FeatureStream(RATE, FPS)
+    got = np.concatenate([live.push(x[i:i + 320]).loudness for i in range(0, len(x), 320)])
+    whole = audio_features([x], RATE, FPS, phones=False).loudness[: len(got)]
+    assert np.abs(got[50:] - whole[50:]).mean() < 0.06

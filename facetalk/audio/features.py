@@ -190,9 +190,10 @@ class FeatureStream:
         self.rate, self.fps = rate, fps
         self._energies = _FrameEnergies(rate, fps)
         self._recogniser = PhoneRecogniser(rate, keep_s=LIVE_PHONES_KEEP_S) if phones and rate == 16000 else None
-        # running 95th percentile of the level: a histogram, seeded with a typical speech peak
+        # running 95th percentile of the level: a histogram of the voiced frames heard so far, with
+        # a typical speech peak standing in for the frames of the first second not yet heard
         self._hist = np.zeros(int((0 - SILENCE_DBFS) / PEAK_BIN_DB) + 1)
-        self._hist[self._bin(PRIOR_PEAK_DBFS)] = PRIOR_PEAK_FRAMES
+        self._heard = 0
         self._active = 0.0
 
     def _bin(self, level_db: float) -> int:
@@ -213,7 +214,10 @@ class FeatureStream:
         for i, lv in enumerate(level):
             if lv > SILENCE_DBFS:
                 self._hist[self._bin(lv)] += 1
-            cum = np.cumsum(self._hist)
+                self._heard += 1
+            hist = self._hist.copy()
+            hist[self._bin(PRIOR_PEAK_DBFS)] += max(0, PRIOR_PEAK_FRAMES - self._heard)
+            cum = np.cumsum(hist)
             peak = SILENCE_DBFS + PEAK_BIN_DB * float(np.searchsorted(cum, 0.95 * cum[-1]))
             loudness[i] = loudness_of(lv, peak)
         active, self._active = voice_activity(loudness, self.fps, self._active)
