@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.facetalk-installed
 
-.PHONY: setup demo test bench eval clean
+.PHONY: setup browser demo test bench eval clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,11 @@ $(STAMP): pyproject.toml
 	$(PY) -c "import mediapipe, cv2, av, numba, dlib; print('facetalk environment ready')"
 	touch $(STAMP)
 
-setup: $(STAMP)
+setup: $(STAMP) browser
+
+# Debian's Chromium for tests/test_browser.py, where apt can be used; never fails (the test skips).
+browser:
+	@bash tools/install_chromium.sh
 
 demo: setup
 	$(VENV)/bin/facetalk demo -o facetalk_demo.mp4

@@ -94,6 +94,13 @@ def _parser() -> argparse.ArgumentParser:
                        help="measure live sessions instead: latency, first frame, concurrent sessions, memory")
     bench.add_argument("--live-minutes", type=float, default=10.0,
                        help="minutes streamed for the live memory check (0 = skip it)")
+    srv = sub.add_parser("serve", help="web page + HTTP/WebSocket API: live talking face from a microphone or file")
+    srv.add_argument("--host", default="127.0.0.1",
+                     help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface; the page's "
+                          "microphone then needs https)")
+    srv.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    srv.add_argument("--max-sessions", type=int, default=4, metavar="N",
+                     help="live sessions at once; more are refused until one ends (default 4)")
     ev = sub.add_parser("eval", help="measure lip-sync, motion, identity and image quality against real clips")
     ev.add_argument("--videos", required=True, help="folder of real talking-face videos (mp4, avi, mpg, ...)")
     ev.add_argument("--out", required=True, help="folder for report.json, report.md, plots and generated clips")
@@ -198,6 +205,19 @@ def _eval_reenact(args: argparse.Namespace) -> None:
               f"{'–' if mean is None else f'{mean:.2f}'}, {len(report['skipped'])} skipped, in {report['seconds']:.0f} s")
 
 
+def _serve(args: argparse.Namespace) -> None:
+    from facetalk.stream.config import ServerConfig
+    from facetalk.stream.server import serve
+
+    if not 0 < args.port < 65536:
+        raise FacetalkError(f"--port must be within 1..65535, got {args.port}")
+    try:
+        config = ServerConfig(max_sessions=args.max_sessions)
+    except ValueError as exc:
+        raise FacetalkError(str(exc).replace("max_sessions", "--max-sessions")) from None
+    serve(args.host, args.port, config)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -216,6 +236,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                       live_minutes=args.live_minutes)
         elif args.command == "eval":
             _eval(args)
+        elif args.command == "serve":
+            _serve(args)
     except FacetalkError as exc:
         print(f"facetalk: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -1,0 +1,58 @@
+"""The server's settings: one frozen dataclass, the single source of its defaults and limits.
+
+Every limit exists to keep a public-facing process bounded: memory (avatars, frames in flight),
+disk (uploads, recordings) and CPU (live sessions, renders at once).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+MB = 1 << 20
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Limits and behaviour of `facetalk serve`.
+
+    max_sessions: live sessions at once; more are refused (each one keeps a core ~10 % busy at 25 fps).
+    max_avatars: uploaded photos kept analysed (LRU); the built-in portrait is kept besides.
+    max_photo_bytes, max_audio_bytes: upload sizes, refused with 413 beyond.
+    max_render_seconds: longest audio `POST /avatars/{id}/generate` renders.
+    max_renders: file renders at once (each uses both cores); more wait their turn.
+    max_live_seconds: audio one live session may stream; the session ends (recording kept) after it.
+    idle_timeout_s: a live client silent for this long is disconnected, freeing its slot.
+    record: keep each live session's sound and frames for `GET /recordings/{id}.mp4`.
+    max_recordings, recording_ttl_s: finished recordings kept; each is deleted after its first
+        download or after recording_ttl_s, whichever comes first.
+    warm: analyse the built-in portrait and run a throw-away session at start-up, so the first
+        user's first frame does not pay for loading MediaPipe and the phone recogniser.
+    workdir: where uploads, renders and recordings live while needed (default: a new temp folder,
+        removed at shutdown).
+    """
+
+    size: int = 512
+    fps: float = 25.0
+    max_sessions: int = 4
+    max_avatars: int = 16
+    max_photo_bytes: int = 15 * MB
+    max_audio_bytes: int = 50 * MB
+    max_render_seconds: float = 600.0
+    max_renders: int = 2
+    max_live_seconds: float = 1800.0
+    idle_timeout_s: float = 60.0
+    record: bool = True
+    max_recordings: int = 8
+    recording_ttl_s: float = 600.0
+    warm: bool = True
+    workdir: Path | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_sessions", "max_avatars", "max_renders", "max_recordings"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("max_photo_bytes", "max_audio_bytes", "max_render_seconds", "max_live_seconds",
+                     "idle_timeout_s", "recording_ttl_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")

@@ -1,0 +1,135 @@
+"""The live protocol's wire formats: frame messages, control updates, upload sniffing.
+
+Kept apart from the server so the page, the tests and any other client can rely on one definition:
+
+- client -> server, binary: 16 kHz mono PCM, int16 little-endian, any number of samples.
+- client -> server, text: `{"controls": {...}}` (a partial update of `Controls`' fields) or
+  `{"end": true}` (flush the last frames, finish the recording, close).
+- server -> client, binary: one frame = FRAME_HEADER (uint32 index, float64 time in s, both
+  little-endian) followed by a JPEG of the frame.
+- server -> client, text: `{"fps", "size", "sample_rate"}` once at the start, `{"controls"}` after
+  each accepted update, `{"error"}` on a bad message or failure, `{"end": true, ...}` last.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import struct
+from typing import Any
+
+import cv2
+import numpy as np
+
+from facetalk.motion.controls import Controls
+
+FRAME_HEADER = struct.Struct("<Id")  # frame index, time (s from the stream's start)
+JPEG_QUALITY = 80  # ~2 ms per 512² frame, ~35 KB; artefacts invisible at video speed
+
+# An upload's type is decided by its first bytes, never by its name or declared content type.
+_IMAGE_MAGIC = ((b"\xff\xd8\xff", "jpeg"), (b"\x89PNG\r\n\x1a\n", "png"))
+
+_CONTROL_FIELDS = {f.name: f.type for f in dataclasses.fields(Controls)}
+
+
+class ProtocolError(ValueError):
+    """A client message the server cannot use; its text is sent back as one line."""
+
+
+def encode_frame(index: int, time: float, rgb: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
+    """One frame message: header + JPEG of an RGB uint8 image."""
+    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise RuntimeError(f"JPEG encoding failed for a frame of shape {rgb.shape}")
+    return FRAME_HEADER.pack(index, time) + jpeg.tobytes()
+
+
+def decode_frame(message: bytes) -> tuple[int, float, np.ndarray]:
+    """(index, time, RGB image) of a frame message; the inverse of `encode_frame`."""
+    if len(message) <= FRAME_HEADER.size:
+        raise ProtocolError(f"a frame message holds a {FRAME_HEADER.size}-byte header and a JPEG, "
+                            f"got {len(message)} bytes")
+    index, time = FRAME_HEADER.unpack_from(message)
+    bgr = cv2.imdecode(np.frombuffer(message, np.uint8, offset=FRAME_HEADER.size), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ProtocolError(f"frame {index} does not hold a readable JPEG")
+    return index, time, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def parse_message(text: str) -> dict[str, Any]:
+    """A client's text message as a JSON object, or a ProtocolError saying what was wrong."""
+    try:
+        message = json.loads(text)
+    except ValueError:
+        raise ProtocolError(f"text messages must be JSON objects, got {_preview(text)}") from None
+    if not isinstance(message, dict) or not ({"controls", "end"} & message.keys()):
+        raise ProtocolError(f'send {{"controls": {{...}}}} or {{"end": true}}, got {_preview(text)}')
+    return message
+
+
+def updated_controls(current: Controls, update: object) -> Controls:
+    """`current` with the fields named in `update` (a JSON object) replaced, all values checked.
+
+    Field names are Controls' own (seed, motion_intensity, blink, gaze, distance, emotion,
+    pose_lock); gaze is [yaw, pitch] in degrees. Raises ProtocolError with a one-line reason.
+    """
+    if not isinstance(update, dict):
+        raise ProtocolError(f"controls must be a JSON object of fields, got {_preview(json.dumps(update))}")
+    unknown = sorted(set(update) - set(_CONTROL_FIELDS))
+    if unknown:
+        raise ProtocolError(f"unknown control {unknown[0]!r}; known: {', '.join(_CONTROL_FIELDS)}")
+    values = {name: _checked_value(name, value) for name, value in update.items()}
+    try:
+        return dataclasses.replace(current, **values)
+    except ValueError as exc:
+        raise ProtocolError(str(exc)) from None
+
+
+def controls_json(controls: Controls) -> dict[str, Any]:
+    """Controls as the JSON object clients send (gaze as a list)."""
+    out = dataclasses.asdict(controls)
+    out["gaze"] = list(controls.gaze)
+    return out
+
+
+def image_kind(head: bytes) -> str | None:
+    """"jpeg", "png" or "webp" from an upload's first 12 bytes, else None."""
+    for magic, kind in _IMAGE_MAGIC:
+        if head.startswith(magic):
+            return kind
+    if len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    return None
+
+
+def _checked_value(name: str, value: object) -> object:
+    """JSON value -> the Python value Controls expects, with JSON's type confusions refused."""
+    if name in ("blink", "pose_lock"):
+        if not isinstance(value, bool):
+            raise ProtocolError(f"{name} must be true or false, got {json.dumps(value)}")
+        return value
+    if name == "emotion":
+        if not isinstance(value, str):
+            raise ProtocolError(f'emotion must be a string such as "happy:0.8", got {json.dumps(value)}')
+        return value
+    if name == "gaze":
+        if not (isinstance(value, list) and len(value) == 2 and all(_is_number(v) for v in value)):
+            raise ProtocolError(f"gaze must be [yaw, pitch] in degrees, got {json.dumps(value)}")
+        return (float(value[0]), float(value[1]))
+    if name == "seed":
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**32:
+            raise ProtocolError(f"seed must be an integer in 0..2^32-1, got {json.dumps(value)}")
+        return value
+    if not _is_number(value):
+        raise ProtocolError(f"{name} must be a number, got {json.dumps(value)}")
+    return float(value)  # type: ignore[arg-type]
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _preview(text: str, limit: int = 60) -> str:
+    flat = " ".join(text.split())
+    return repr(flat if len(flat) <= limit else flat[: limit - 1] + "…")
