@@ -3,7 +3,8 @@
 The protocol is in stream.protocol. Each connection owns one Session and one worker thread: every
 push, control change and recording step runs there, in the order the messages came, so sessions
 use both cores while the event loop only moves bytes. The loop awaits each push before reading the
-next message, so a client sending faster than frames can be made is slowed by TCP, never buffered.
+next message, so a client sending faster than frames can be made is slowed by TCP, never buffered;
+one that stops taking frames is dropped after SEND_TIMEOUT_S.
 
 Frames go to the client first and to the recording after, so encoding the recording adds nothing
 to the latency. A client that goes away frees its slot at once; its recording is thrown away.
@@ -35,6 +36,7 @@ log = logging.getLogger("facetalk.serve")
 T = TypeVar("T")
 
 PUSH_SAMPLES = SAMPLE_RATE // 5  # a big message is pushed 0.2 s at a time: frames in flight stay few
+SEND_TIMEOUT_S = 10.0  # a client that takes no frame for this long is gone (or stuck): its slot is freed
 CLOSE_UNKNOWN_AVATAR = 4404
 CLOSE_BUSY = 1013  # "try again later"
 CLOSE_ERROR = 1011
@@ -221,7 +223,11 @@ class LiveStream:
                            pcm: np.ndarray | None) -> None:
         frames, messages = made
         for message in messages:
-            await ws.send_bytes(message)
+            try:
+                await asyncio.wait_for(ws.send_bytes(message), SEND_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                log.warning("a live client took no frame for %g s; dropping it", SEND_TIMEOUT_S)
+                raise WebSocketDisconnect(1008) from None
         if self.recorder is not None:  # queued behind nothing but this; the next push waits for it
             self._worker.submit(self._record, self.recorder, pcm, frames)
 

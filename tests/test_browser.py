@@ -1,0 +1,153 @@
+"""The live page end to end in real headless Chromium (Debian's, driven by Playwright).
+
+A uvicorn server runs in a thread; Chromium's fake microphone plays the shipped voice. The page
+must pick a photo, stream the microphone or an audio file, draw frames as they come, show fps and
+latency, offer the recording, and show server errors in words. Screenshots go to the test's tmp
+folder (printed with -s). Skips, saying why, where /usr/bin/chromium is missing or cannot start
+(`make setup` installs it where apt can be used).
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facetalk.stream.config import ServerConfig
+from facetalk.stream.server import create_app
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run",
+         "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+         "--autoplay-policy=no-user-gesture-required"]
+TIMEOUT_MS = 30_000
+
+
+@pytest.fixture(scope="module")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    uvicorn = pytest.importorskip("uvicorn")
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(create_app(ServerConfig(workdir=tmp_path_factory.mktemp("serve"))),
+                            log_level="warning", ws_max_size=1 << 20)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "the test server did not start"
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
+
+
+@pytest.fixture(scope="module")
+def browser(voice_path: Path):
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is not installed (make setup installs Debian's chromium where apt can be used)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the test extra's playwright is not installed")
+    driver = sync_api.sync_playwright().start()
+    try:
+        chromium = driver.chromium.launch(executable_path=str(CHROMIUM),
+                                          args=FLAGS + [f"--use-file-for-fake-audio-capture={voice_path}"])
+    except Exception as exc:
+        driver.stop()
+        pytest.skip(f"{CHROMIUM} cannot start here: {' '.join(str(exc).split())[:200]}")
+    yield chromium
+    chromium.close()
+    driver.stop()
+
+
+@pytest.fixture
+def page(browser, server_url: str):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    page.goto(server_url + "/")
+    yield page
+    context.close()
+    assert not problems, problems
+
+
+def text(page, selector: str) -> str:
+    return page.inner_text(selector).strip()
+
+
+def wait_for(page, js: str) -> None:
+    page.wait_for_function(js, timeout=TIMEOUT_MS)
+
+
+def choose_default_photo(page) -> None:
+    page.click("#use-default")
+    wait_for(page, "document.getElementById('state').textContent === 'ready'")
+    assert "Photo ready" in text(page, "#message")
+
+
+def set_control(page, element_id: str, value: str) -> None:
+    page.evaluate("([id, v]) => { const e = document.getElementById(id); e.value = v; "
+                  "e.dispatchEvent(new Event('input')); }", [element_id, value])
+
+
+def test_microphone_stream_shows_frames_latency_and_offers_the_recording(page, tmp_path: Path) -> None:
+    choose_default_photo(page)
+    page.click("#mic")
+    wait_for(page, "Number(document.getElementById('frames').textContent) > 25")
+    set_control(page, "gaze-yaw", "20")
+    set_control(page, "emotion", "happy")
+    wait_for(page, "Number(document.getElementById('frames').textContent) > 75")
+    assert text(page, "#state") == "listening"
+    assert not page.is_hidden("#live-badge")
+    latency = re.fullmatch(r"(\d+) ms", text(page, "#latency"))
+    assert latency and 20 <= int(latency.group(1)) < 500, text(page, "#latency")
+    assert 10 <= int(text(page, "#fps")) <= 30
+    assert "error" not in page.get_attribute("#message", "class")
+    shot = tmp_path / "live-microphone.png"
+    page.screenshot(path=str(shot))
+    print(f"screenshot: {shot}")
+    # the canvas shows a face, not the empty screen
+    pixels = page.evaluate("Array.from(document.getElementById('view').getContext('2d')"
+                           ".getImageData(128, 128, 256, 256).data.filter((_, i) => i % 4 === 0))")
+    assert np.std(pixels) > 20
+
+    page.click("#stop")
+    page.wait_for_selector("#download:not([hidden])", timeout=TIMEOUT_MS)
+    assert text(page, "#state") == "finished"
+    status, kind, size = page.evaluate("async () => { const r = await fetch(document.getElementById('download')"
+                                       ".href); return [r.status, r.headers.get('content-type'), "
+                                       "(await r.arrayBuffer()).byteLength]; }")
+    assert (status, kind) == (200, "video/mp4") and size > 10_000
+
+
+def test_audio_file_plays_in_sync(page, portrait_path: Path, voice: np.ndarray, wav_writer,
+                                  tmp_path: Path) -> None:
+    page.set_input_files("#photo-file", str(portrait_path))
+    wait_for(page, "document.getElementById('state').textContent === 'ready'")
+    clip = wav_writer("three_seconds.wav", voice[: 3 * 16000])
+    page.set_input_files("#audio-file", str(clip))
+    wait_for(page, "document.getElementById('state').textContent === 'streaming'")
+    wait_for(page, "document.getElementById('state').textContent === 'finished'")
+    done = re.match(r"Done: (\d+) frames, (all on time|(\d+) too late)", text(page, "#message"))
+    assert done, text(page, "#message")
+    frames, late = int(done.group(1)), int(done.group(3) or 0)
+    assert frames == 75 and late <= 7  # 3 s at 25 fps; the 200 ms play-out delay absorbs the rest
+    page.screenshot(path=str(tmp_path / "live-file.png"))
+
+
+def test_server_errors_are_shown_in_words(page, tmp_path: Path) -> None:
+    not_a_photo = tmp_path / "notes.txt"
+    not_a_photo.write_text("no face in here")
+    page.set_input_files("#photo-file", str(not_a_photo))
+    wait_for(page, "document.getElementById('message').classList.contains('error')")
+    assert text(page, "#message") == "'notes.txt' is not a JPEG, PNG or WebP image; send a photo in one of those formats"
+    assert page.is_disabled("#mic")  # no photo yet: nothing to animate
