@@ -149,5 +149,6 @@ def test_server_errors_are_shown_in_words(page, tmp_path: Path) -> None:
     not_a_photo.write_text("no face in here")
     page.set_input_files("#photo-file", str(not_a_photo))
     wait_for(page, "document.getElementById('message').classList.contains('error')")
-    assert text(page, "#message") == "'notes.txt' is not a JPEG, PNG or WebP image; send a photo in one of those formats"
+    assert text(page, "#message") == ("'notes.txt' is not a JPEG, PNG or WebP image; "
+                                      "send a photo in one of those formats")
     assert page.is_disabled("#mic")  # no photo yet: nothing to animate

@@ -15,19 +15,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
+from helpers import decoded_frames
 from PIL import Image
+from starlette.websockets import WebSocketDisconnect
 
-fastapi = pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient  # noqa: E402
-from starlette.websockets import WebSocketDisconnect  # noqa: E402
-
-from facetalk.media.video import probe_video  # noqa: E402
-from facetalk.motion.controls import Controls  # noqa: E402
-from facetalk.stream.config import MB, ServerConfig  # noqa: E402
-from facetalk.stream.protocol import (ProtocolError, decode_frame, encode_frame, image_kind,  # noqa: E402
-                                      updated_controls)
-from facetalk.stream.server import create_app  # noqa: E402
-from helpers import decoded_frames  # noqa: E402
+from facetalk.media.video import probe_video
+from facetalk.motion.controls import Controls
+from facetalk.stream.config import MB, ServerConfig
+from facetalk.stream.protocol import ProtocolError, decode_frame, encode_frame, image_kind, updated_controls
+from facetalk.stream.server import create_app
 
 RATE = 16000
 FPS = 25
@@ -211,7 +208,8 @@ def test_corrupt_photo_names_the_upload_not_a_temp_file(client: TestClient, port
 
 def test_missing_fields_give_one_line(client: TestClient) -> None:
     r = client.post("/avatars")
-    assert r.status_code == 422 and r.json()["detail"] == "send either a photo (multipart field 'photo') or default=true"
+    assert r.status_code == 422
+    assert r.json()["detail"] == "send either a photo (multipart field 'photo') or default=true"
     r = client.post("/avatars/default/generate")
     assert r.status_code == 422 and isinstance(r.json()["detail"], str) and "audio" in r.json()["detail"]
 
@@ -341,6 +339,19 @@ def test_dropped_client_frees_its_session(client: TestClient, pcm: bytes, workdi
     assert wait_until(lambda: not list((workdir / "recordings").glob("live-*")))
     with client.websocket_connect("/avatars/default/live") as ws:  # and the slot can be used again
         assert ws.receive_json()["fps"] == FPS
+
+
+def test_silent_client_is_dropped(tmp_path: Path) -> None:
+    """A client that sends nothing loses its slot after idle_timeout_s (here 0.3 s); not warmed up,
+    the built-in avatar is made on first use."""
+    config = ServerConfig(idle_timeout_s=0.3, warm=False, workdir=tmp_path)
+    with TestClient(create_app(config)) as quiet:
+        with quiet.websocket_connect("/avatars/default/live") as ws:
+            assert ws.receive_json()["fps"] == FPS
+            assert ws.receive_json() == {"error": "no message for 0.3 s; the session is closed"}
+            with pytest.raises(WebSocketDisconnect):
+                ws.receive_json()
+        assert wait_until(lambda: quiet.get("/status").json()["live_sessions"] == 0)
 
 
 def test_first_frame_is_fast(client: TestClient, portrait_path: Path, pcm: bytes) -> None:

@@ -18,12 +18,14 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from facetalk.errors import FacetalkError
+from facetalk.media._files import remove_quietly
 from facetalk.media.audio import SAMPLE_RATE
 from facetalk.motion.controls import Controls
 from facetalk.stream.avatars import StoredAvatar
@@ -115,9 +117,10 @@ class LiveStream:
         self.controls = Controls()
         self.ctx = ctx
         self._worker = worker
+        self._unclaimed: Path | None = None  # a recording being finished, not yet offered
 
     @staticmethod
-    async def start(stored: StoredAvatar, ctx: LiveContext) -> "LiveStream":
+    async def start(stored: StoredAvatar, ctx: LiveContext) -> LiveStream:
         worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facetalk-live")
         recorder = None
         if ctx.config.record:
@@ -154,6 +157,8 @@ class LiveStream:
         """Free everything: the recording (if not finished) and the worker, after its current job."""
         if self.recorder is not None:
             self._worker.submit(self.recorder.abort)
+        if self._unclaimed is not None:  # the client left while its recording was being finished
+            self._worker.submit(remove_quietly, self._unclaimed)
         self._worker.shutdown(wait=False)
 
     async def _audio(self, ws: WebSocket, data: bytes) -> bool:
@@ -198,10 +203,11 @@ class LiveStream:
         recording = None
         if self.recorder is not None:
             rid, path = self.ctx.recordings.new_id()
-            recorder, self.recorder = self.recorder, None
+            recorder, self.recorder, self._unclaimed = self.recorder, None, path
             try:
                 if await self._in_worker(recorder.finish, path):
                     self.ctx.recordings.add(rid)
+                    self._unclaimed = None
                     recording = f"/recordings/{rid}.mp4"
             except Exception as exc:
                 log.exception("finishing a live recording failed")

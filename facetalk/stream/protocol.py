@@ -39,10 +39,15 @@ class ProtocolError(ValueError):
 
 def encode_frame(index: int, time: float, rgb: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
     """One frame message: header + JPEG of an RGB uint8 image."""
-    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return FRAME_HEADER.pack(index, time) + jpeg(rgb, quality)
+
+
+def jpeg(rgb: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
+    """JPEG bytes of an RGB uint8 image."""
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
-        raise RuntimeError(f"JPEG encoding failed for a frame of shape {rgb.shape}")
-    return FRAME_HEADER.pack(index, time) + jpeg.tobytes()
+        raise RuntimeError(f"JPEG encoding failed for an image of shape {rgb.shape}")
+    return data.tobytes()
 
 
 def decode_frame(message: bytes) -> tuple[int, float, np.ndarray]:

@@ -29,9 +29,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-import cv2
 import numpy as np
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile, WebSocket
 from fastapi.exceptions import RequestValidationError
@@ -46,11 +45,11 @@ from facetalk.errors import FacetalkError
 from facetalk.media.audio import probe_audio
 from facetalk.motion.controls import Controls
 from facetalk.pipeline import photo_notes
-from facetalk.stream.avatars import AvatarStore, StoredAvatar
+from facetalk.stream.avatars import DEFAULT_ID, AvatarStore, StoredAvatar
 from facetalk.stream.config import ServerConfig
 from facetalk.stream.limits import BodyLimit, too_large
 from facetalk.stream.live import LiveContext, SessionSlots, serve_live
-from facetalk.stream.protocol import ProtocolError, controls_json, image_kind, updated_controls
+from facetalk.stream.protocol import ProtocolError, image_kind, jpeg, updated_controls
 from facetalk.stream.recording import RecordingStore
 
 log = logging.getLogger("facetalk.serve")
@@ -116,8 +115,8 @@ def _routes(app: FastAPI) -> None:
     @app.post("/avatars", status_code=201, summary="Analyse a portrait photo once, for any number of renders")
     async def create_avatar(
         request: Request,
-        photo: UploadFile | None = File(None, description="JPEG, PNG or WebP portrait with one clear face"),
-        default: bool = Form(False, description="use the built-in portrait instead of an upload"),
+        photo: Annotated[UploadFile | None, File(description="JPEG, PNG or WebP portrait with one clear face")] = None,
+        default: Annotated[bool, Form(description="use the built-in portrait instead of an upload")] = False,
     ) -> dict[str, Any]:
         state = _state(request.app)
         if default == (photo is not None):
@@ -133,24 +132,24 @@ def _routes(app: FastAPI) -> None:
 
     @app.get("/avatars/{avatar_id}", summary="An avatar's description")
     async def get_avatar(request: Request, avatar_id: str) -> dict[str, Any]:
-        return _avatar_json(_stored(request.app, avatar_id))
+        return _avatar_json(await _stored(request.app, avatar_id))
 
     @app.get("/avatars/{avatar_id}/preview.jpg", summary="The analysed crop, before any motion",
              response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
     async def preview(request: Request, avatar_id: str) -> Response:
-        return Response(_stored(request.app, avatar_id).preview_jpeg, media_type="image/jpeg",
+        return Response((await _stored(request.app, avatar_id)).preview_jpeg, media_type="image/jpeg",
                         headers={"Cache-Control": "private, max-age=3600"})
 
     @app.post("/avatars/{avatar_id}/generate", summary="Render the avatar saying an audio file, as an MP4",
               response_class=FileResponse, responses={200: {"content": {"video/mp4": {}}}})
     async def generate(
         request: Request, avatar_id: str,
-        audio: UploadFile = File(..., description="voice clip: WAV, MP3, M4A, FLAC, OGG, or a video's sound"),
-        controls: str | None = Form(None, description='JSON object of controls, e.g. {"emotion": "happy:0.8", '
-                                                      '"gaze": [10, -5], "distance": 1.1}'),
+        audio: Annotated[UploadFile, File(description="voice clip: WAV, MP3, M4A, FLAC, OGG, or a video's sound")],
+        controls: Annotated[str | None, Form(description='JSON object of controls, e.g. {"emotion": "happy:0.8", '
+                                                         '"gaze": [10, -5], "distance": 1.1}')] = None,
     ) -> FileResponse:
         state = _state(request.app)
-        stored = _stored(request.app, avatar_id)
+        stored = await _stored(request.app, avatar_id)
         chosen = _parse_controls(controls)
         folder = state.workdir / "renders" / secrets.token_hex(8)
         folder.mkdir(parents=True)
@@ -165,8 +164,7 @@ def _routes(app: FastAPI) -> None:
 
     @app.websocket("/avatars/{avatar_id}/live")
     async def live(websocket: WebSocket, avatar_id: str) -> None:
-        state = _state(websocket.app)
-        await serve_live(websocket, state.avatars.get(avatar_id), state.live)
+        await serve_live(websocket, await _lookup(websocket.app, avatar_id), _state(websocket.app).live)
 
     @app.get("/recordings/{recording_id}.mp4", summary="A finished live session's MP4; deleted once sent",
              response_class=FileResponse, responses={200: {"content": {"video/mp4": {}}}})
@@ -208,12 +206,12 @@ async def _sweep(state: ServerState) -> None:
 # -- avatars ---------------------------------------------------------------------------------------
 
 def _default_avatar(state: ServerState) -> StoredAvatar:
-    stored = state.avatars.get("default")
+    stored = state.avatars.get(DEFAULT_ID)
     if stored is not None:
         return stored
     with state.rig_lock, resources.as_file(resources.files("facetalk.assets") / "portrait.png") as path:
         avatar = _crop_only(Avatar.from_image(path, size=state.config.size))
-    return state.avatars.set_default(avatar, _jpeg(avatar.rig.image), tuple(photo_notes(avatar.rig)))
+    return state.avatars.set_default(avatar, jpeg(avatar.rig.image, PREVIEW_QUALITY), tuple(photo_notes(avatar.rig)))
 
 
 def _analyse_upload(state: ServerState, data: bytes, name: str) -> StoredAvatar:
@@ -231,7 +229,7 @@ def _analyse_upload(state: ServerState, data: bytes, name: str) -> StoredAvatar:
                 avatar = _crop_only(Avatar.from_image(f.name, size=state.config.size))
         except FacetalkError as exc:
             raise HTTPException(422, str(exc).replace(f.name, name)) from None
-    return state.avatars.add(avatar, _jpeg(avatar.rig.image), tuple(photo_notes(avatar.rig)))
+    return state.avatars.add(avatar, jpeg(avatar.rig.image, PREVIEW_QUALITY), tuple(photo_notes(avatar.rig)))
 
 
 def _crop_only(avatar: Avatar) -> Avatar:
@@ -245,10 +243,6 @@ def _avatar_json(stored: StoredAvatar) -> dict[str, Any]:
     return {"id": stored.id, "size": stored.avatar.rig.size, "faces": stored.avatar.rig.n_faces,
             "notes": list(stored.notes), "preview": f"{base}/preview.jpg", "generate": f"{base}/generate",
             "live": f"{base}/live"}
-
-
-def _jpeg(rgb: np.ndarray) -> bytes:
-    return cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, PREVIEW_QUALITY])[1].tobytes()
 
 
 # -- renders ---------------------------------------------------------------------------------------
@@ -297,8 +291,17 @@ def _state(app: Any) -> ServerState:
     return app.state.facetalk
 
 
-def _stored(app: Any, avatar_id: str) -> StoredAvatar:
-    stored = _state(app).avatars.get(avatar_id)
+async def _lookup(app: Any, avatar_id: str) -> StoredAvatar | None:
+    """The avatar, or None; the built-in one is made on first use where start-up did not warm it."""
+    state = _state(app)
+    stored = state.avatars.get(avatar_id)
+    if stored is None and avatar_id == DEFAULT_ID:
+        stored = await run_in_threadpool(_default_avatar, state)
+    return stored
+
+
+async def _stored(app: Any, avatar_id: str) -> StoredAvatar:
+    stored = await _lookup(app, avatar_id)
     if stored is None:
         raise HTTPException(404, f"no avatar {avatar_id!r} (unknown, or evicted from the cache); "
                                  "create one with POST /avatars")
