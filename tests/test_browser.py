@@ -152,3 +152,17 @@ def test_server_errors_are_shown_in_words(page, tmp_path: Path) -> None:
     assert text(page, "#message") == ("'notes.txt' is not a JPEG, PNG or WebP image; "
                                       "send a photo in one of those formats")
     assert page.is_disabled("#mic")  # no photo yet: nothing to animate
+
+
+def test_api_docs_render_offline(browser, server_url: str) -> None:
+    """/docs must work on a machine without internet: its scripts are served by the server itself."""
+    context = browser.new_context()
+    page = context.new_page()
+    outside: list[str] = []
+    page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(server_url) else None)
+    page.goto(server_url + "/docs")
+    page.wait_for_selector(".opblock-summary-path", timeout=TIMEOUT_MS)
+    paths = page.eval_on_selector_all(".opblock-summary-path", "els => els.map(e => e.textContent)")
+    context.close()
+    assert any("/avatars" in p for p in paths)
+    assert not [u for u in outside if not u.startswith("data:")], outside

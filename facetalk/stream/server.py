@@ -36,6 +36,7 @@ from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile, Web
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
@@ -90,7 +91,9 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
             if config.workdir is None:
                 shutil.rmtree(state.workdir, ignore_errors=True)
 
-    app = FastAPI(title="facetalk", version=__version__, lifespan=lifespan,
+    # FastAPIOffline serves the /docs and /redoc pages' scripts itself: FastAPI's own load them from
+    # a CDN, so they would be blank on an offline machine.
+    app = FastAPIOffline(title="facetalk", version=__version__, lifespan=lifespan,
                   description="One portrait photo + a voice -> a talking face: MP4 renders and live streams.")
     app.add_middleware(BodyLimit, limit_for=lambda scope: _body_limit(config, scope))
     app.add_exception_handler(RequestValidationError, _validation_error)
