@@ -34,7 +34,7 @@ from facetalk.motion.controls import Controls
 from facetalk.motion.generate import generate
 from facetalk.pipeline import features_from_audio, frames, render_video, rig_from_photo, write_video
 from facetalk.render.renderer import Renderer
-from facetalk.safety.attacks import ATTACKS, NULL_ATTACKS, decode_luma, encode_h264
+from facetalk.safety.attacks import ATTACKS, EXTRA_ATTACKS, NULL_ATTACKS, decode_luma, encode_h264
 from facetalk.safety.detect import THRESHOLD, Detection, detect
 from facetalk.safety.payload import Payload
 from facetalk.safety.verify import MAX_FRAMES
@@ -156,7 +156,8 @@ def measure_watermark(clips: int = 24, real: str | None = None,
     started = time.perf_counter()
     rng = np.random.default_rng(7)
     portraits = _portraits()
-    marked = {name: Tally() for name in ["as_written", *ATTACKS]}
+    attacks = ATTACKS | EXTRA_ATTACKS
+    marked = {name: Tally() for name in ["as_written", *attacks]}
     unmarked = {name: Tally() for name in ["as_written", *NULL_ATTACKS]}
     psnr: list[float] = []
     embed_ms: list[float] = []
@@ -180,10 +181,10 @@ def measure_watermark(clips: int = 24, real: str | None = None,
                 summary = write_video(rig, photo, wav, out, controls=controls, watermark=watermark)
                 payload = None if summary.watermark_id is None else Payload(int(summary.watermark_id, 16))
                 written = [f for _, f in read_video_frames(out)]
-                tallies, attacks = (marked, tuple(ATTACKS)) if watermark else (unmarked, NULL_ATTACKS)
+                tallies, names = (marked, tuple(attacks)) if watermark else (unmarked, NULL_ATTACKS)
                 tallies["as_written"].add(detect(sample_video_frames(out, MAX_FRAMES)), payload)
-                for name in attacks:
-                    tallies[name].add(detect(decode_luma(ATTACKS[name](written, rng))), payload)
+                for name in names:
+                    tallies[name].add(detect(decode_luma(attacks[name](written, rng))), payload)
             track = generate(features_from_audio(wav, 25.0), controls)
             embed_ms.append(_embed_cost(list(frames(rig, track)), psnr))
             used.append(Path(photo_path).name)
