@@ -177,6 +177,9 @@ def test_confidence_follows_the_score() -> None:
     assert all(b >= a for a, b in zip(conf, conf[1:]))
     assert confidence(5.0) == 0.0 and confidence(THRESHOLD) > 0.99 and confidence(9.0) > 0.999999
     assert false_alarm_chance(THRESHOLD) < 1e-4 < false_alarm_chance(6.0) < 0.05
+    # a payload that passes its CRC is evidence of its own: 1 in 256 by chance
+    assert false_alarm_chance(6.0, payload_ok=True) == pytest.approx(false_alarm_chance(6.0) / 256)
+    assert confidence(6.2, payload_ok=True) > 0.99 > confidence(6.2)
 
 
 # --- visible label ------------------------------------------------------------------------------

@@ -10,6 +10,9 @@
    best over all shifts and scales is the detection statistic.
 4. At the best shift and scale, the payload bins' phases give one soft value per coded bit, and
    the Viterbi decoder returns the payload when its CRC matches.
+5. The watermark is found when the score reaches THRESHOLD, or a lower PAYLOAD_THRESHOLD with a
+   payload whose CRC matches: on unmarked video the CRC matches by chance once in 256 (measured:
+   1 in 288), independent evidence that lets a weak but readable mark count.
 
 The threshold and the confidence come from measurements (`facetalk bench --watermark`, README).
 On unmarked video the score is distributed as the maximum of about NULL_TRIALS independent
@@ -38,6 +41,8 @@ REFINE_STEPS = 9  # finer scales tried around the best coarse one
 MAX_NOMINAL = 768  # px of output: the largest region folded (the centre of bigger frames)
 MAX_FILE_SIDE = 1536  # px: larger frames are centre-cropped before anything else
 THRESHOLD = 7.0  # score: "ours" at or above; an unmarked video scores this high with p ≈ 1e-5
+PAYLOAD_THRESHOLD = 6.0  # score: "ours" at or above when the payload's CRC matches (p ≈ 0.007 / 256)
+CRC_CHANCE = 2.0**-8  # that a random payload passes the CRC-8
 NULL_TRIALS = 7e6  # effective independent hypotheses of the search (the null model)
 NULL_MEDIAN = 5.1  # median score of unmarked video: below it the null model says nothing useful
 MARKED_SCORE = (12.0, 4.0)  # mean and sd of a marked video's score (the alternative model), broad
@@ -47,7 +52,7 @@ MARKED_SCORE = (12.0, 4.0)  # mean and sd of a marked video's score (the alterna
 class Detection:
     """The verdict on a set of frames."""
 
-    found: bool  # score ≥ THRESHOLD
+    found: bool  # score ≥ THRESHOLD, or ≥ PAYLOAD_THRESHOLD with a payload that passes its CRC
     score: float  # peak of the sync correlation, in standard deviations
     confidence: float  # P(marked | score) at even prior odds (0..1)
     payload: Payload | None  # decoded and CRC-checked, or None
@@ -95,14 +100,15 @@ def detect_in(acc: Accumulator) -> Detection:
     score, scale, _, _ = max((_try_scale(mean, s) for s in coarse), key=lambda r: r[0])
     fine = scale * np.exp(np.linspace(-SCALE_STEP / 2, SCALE_STEP / 2, REFINE_STEPS))
     score, scale, shift, white = max((_try_scale(mean, s) for s in fine), key=lambda r: r[0])
-    found = score >= THRESHOLD
-    return Detection(found=found, score=score, confidence=confidence(score),
-                     payload=_read_payload(white, shift) if found else None,
+    payload = _read_payload(white, shift) if score >= PAYLOAD_THRESHOLD else None
+    return Detection(found=score >= THRESHOLD or payload is not None, score=score,
+                     confidence=confidence(score, payload is not None), payload=payload,
                      scale=scale, shift=shift, frames=acc.frames)
 
 
-def confidence(score: float) -> float:
-    """P(marked | score) at even prior odds: the null model against the marked model."""
+def confidence(score: float, payload_ok: bool = False) -> float:
+    """P(marked | score, whether a payload passed its CRC) at even prior odds: the null model
+    against the marked model."""
     if score <= NULL_MEDIAN:
         return 0.0
     tail = 0.5 * math.erfc(score / math.sqrt(2))  # P(one null hypothesis ≥ score)
@@ -110,13 +116,15 @@ def confidence(score: float) -> float:
                 + (NULL_TRIALS - 1) * math.log1p(-tail))  # density of the max of NULL_TRIALS normals
     mean, sd = MARKED_SCORE
     log_marked = -((score - mean) / sd) ** 2 / 2 - math.log(sd * math.sqrt(2 * math.pi))
+    if payload_ok:
+        log_null += math.log(CRC_CHANCE)  # a marked video's payload passes at these scores
     return 1.0 / (1.0 + math.exp(min(700.0, log_null - log_marked)))
 
 
-def false_alarm_chance(score: float) -> float:
-    """The chance that an unmarked video scores `score` or more (the null model's p-value)."""
+def false_alarm_chance(score: float, payload_ok: bool = False) -> float:
+    """The chance that an unmarked video scores `score` or more (and passes the CRC, if it did)."""
     tail = 0.5 * math.erfc(score / math.sqrt(2))
-    return -math.expm1(NULL_TRIALS * math.log1p(-tail))
+    return -math.expm1(NULL_TRIALS * math.log1p(-tail)) * (CRC_CHANCE if payload_ok else 1.0)
 
 
 def residual(gray: np.ndarray) -> np.ndarray:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from facetalk.errors import FacetalkError
 from facetalk.media.video import read_video_tags, sample_video_frames
-from facetalk.safety.detect import THRESHOLD, Accumulator, Detection, detect_in, false_alarm_chance
+from facetalk.safety.detect import (PAYLOAD_THRESHOLD, THRESHOLD, Accumulator, Detection, detect_in,
+                                    false_alarm_chance)
 from facetalk.safety.provenance import Provenance, read
 
 MAX_FRAMES = 96  # frames looked at: enough to accumulate the mark, a few seconds at most
@@ -80,9 +81,10 @@ def as_dict(v: Verdict) -> dict[str, object]:
         "watermark": {
             "detected": d.found,
             "confidence": round(d.confidence, 6),
-            "false_alarm_chance": float(f"{false_alarm_chance(d.score):.3g}"),
+            "false_alarm_chance": float(f"{false_alarm_chance(d.score, d.payload is not None):.3g}"),
             "score": round(d.score, 2),
             "threshold": THRESHOLD,
+            "threshold_with_payload": PAYLOAD_THRESHOLD,
             "payload": None if d.payload is None else {"version": d.payload.version, "id": d.payload.hex_id},
             "scale": round(d.scale, 4),
             "frames": d.frames,
@@ -104,8 +106,10 @@ def describe(v: Verdict) -> list[str]:
     d, p = v.detection, v.provenance
     if d.found:
         what = f"id {d.payload.hex_id}, format {d.payload.version}" if d.payload else "id unreadable"
-        mark = (f"yes ({what}); confidence {_percent(d.confidence)}, score {d.score:.1f} (threshold {THRESHOLD:g}; "
-                f"unmarked video scores this high with p = {false_alarm_chance(d.score):.1g})")
+        rule = (f"threshold {THRESHOLD:g}" if d.score >= THRESHOLD else
+                f"under {THRESHOLD:g} but over {PAYLOAD_THRESHOLD:g} with a payload that passes its checksum")
+        mark = (f"yes ({what}); confidence {_percent(d.confidence)}, score {d.score:.1f} ({rule}; "
+                f"chance of this on unmarked video {false_alarm_chance(d.score, d.payload is not None):.1g})")
         if abs(d.scale - 1) > 0.01:
             mark += f", video resized to {d.scale:.2f}× the original"
     else:

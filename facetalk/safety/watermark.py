@@ -10,16 +10,18 @@ survives but costs ~60 ms a frame (our budget is 2 ms), and ``rivaGan`` takes ~1
 this is a spread-spectrum mark from the literature (see ``pattern.py``): a keyed tile added to
 the luminance, tiled at a fixed period of PERIOD output pixels, whatever the frame's size.
 
-Invisibility: the tile is scaled by a perceptual mask (contrast masking: the eye misses noise
-in proportion to the texture around it), strong in texture (hair, fabric) and weak in flat areas
-(backgrounds, smooth cheeks), where noise shows. Texture is measured as the local *median* of the
+Invisibility: the tile is scaled by a perceptual mask, strong in texture (hair, fabric) and weak
+in flat areas (backgrounds, smooth cheeks), where noise shows (contrast masking: the eye misses
+noise in proportion to the texture around it). Texture is measured as the local *median* of the
 high-pass amplitude, then eroded, so neither a lone sharp edge (a jaw line against a plain wall)
 nor sparse detail (freckles, an eye in a smooth face) counts as texture: noise around those is
-visible. The mask's overall level is also capped so each frame keeps PSNR ≥ 40 dB against the
-unmarked frame.
+visible. Dark areas take somewhat more (luminance masking). The mask's overall level is capped
+so each frame keeps PSNR ≥ 40 dB against the unmarked frame. Robustness lives in texture and
+shadows: a flat, bright, smooth picture (a 3D cartoon) carries the weakest mark.
 
 Cost: everything content-dependent is computed at half resolution; the full-size work is one
-resize, one multiply and one saturating add (~0.5 ms for 512², `facetalk bench --watermark`).
+resize, one multiply and one saturating add (~0.8 ms for 512² on one core, proportional to the
+pixels for larger frames; `facetalk bench --watermark`).
 """
 
 from __future__ import annotations
