@@ -9,6 +9,9 @@
     for f in session.push(pcm_chunk):         # f.index, f.time (s), f.image (RGB uint8)
         ...
     session.close()                           # the last frames
+
+Every frame carries the invisible watermark (`watermark=False` turns it off; a file then says so
+in its tags) and, with `label=True`, a visible "AI-generated" tag; see facetalk/safety.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from facetalk.motion.encode import ALL_PARTS
 from facetalk.pipeline import (Progress, RenderSummary, encode_driving, features_from_audio, frames, write_animation,
                                write_video)
 from facetalk.render.paste import Paster
+from facetalk.safety.marks import Marks
 from facetalk.stream.session import FrameCallback, Session
 
 PathLike = str | os.PathLike[str]
@@ -52,33 +56,41 @@ class Avatar:
         return Avatar(build_rig(photo, size=size, face=face), photo, source)
 
     def speak(self, audio: PathLike, controls: Controls | ControlTrack = Controls(), fps: float = 25.0,
-              full_frame: bool = False) -> Iterator[np.ndarray]:
-        """RGB frames of the avatar saying `audio`, one per 1/fps s of it."""
+              full_frame: bool = False, watermark: bool = True, label: bool = False) -> Iterator[np.ndarray]:
+        """RGB frames of the avatar saying `audio`, one per 1/fps s of it, marked (a fresh
+        watermark id per call)."""
         track = generate(features_from_audio(audio, fps), controls)
         paster = Paster(self.photo, self.rig.crop_to_photo, self.rig.size) if full_frame else None
-        return frames(self.rig, track, paster)
+        return map(Marks.new(watermark, label).apply, frames(self.rig, track, paster))
 
     def stream(self, controls: Controls | ControlTrack = Controls(), fps: float = 25.0,
-               on_frame: FrameCallback | None = None) -> Session:
+               on_frame: FrameCallback | None = None, watermark: bool = True, label: bool = False) -> Session:
         """A live session: push 16 kHz mono PCM as it comes, frames come out one frame behind it
-        (see stream.session). Any number of sessions can share one avatar."""
-        return Session(self.rig, controls, fps, on_frame)
+        (see stream.session), marked as the files are (`session.marks.watermark_id`). Any number
+        of sessions can share one avatar."""
+        return Session(self.rig, controls, fps, on_frame, Marks.new(watermark, label))
 
     def render_to(self, path: PathLike, audio: PathLike, controls: Controls | ControlTrack = Controls(),
-                  fps: float = 25.0, full_frame: bool = False, progress: Progress | None = None) -> RenderSummary:
-        """Write an MP4 (H.264 + AAC with the original audio) atomically to `path`."""
+                  fps: float = 25.0, full_frame: bool = False, progress: Progress | None = None,
+                  watermark: bool = True, label: bool = False) -> RenderSummary:
+        """Write an MP4 (H.264 + AAC with the original audio) atomically to `path`.
+
+        watermark: the invisible mark (its id is in the summary; off is recorded in the tags);
+        label: a visible "AI-generated" tag in the bottom-right corner.
+        """
         return write_video(self.rig, self.photo, audio, path, fps=fps, controls=controls,
-                           full_frame=full_frame, progress=progress)
+                           full_frame=full_frame, progress=progress, watermark=watermark, label=label)
 
     def animate_to(self, path: PathLike, driving: PathLike, parts: tuple[str, ...] = ALL_PARTS,
                    controls: Controls | ControlTrack = Controls(), fps: float | None = None, full_frame: bool = False,
-                   progress: Progress | None = None) -> RenderSummary:
+                   progress: Progress | None = None, watermark: bool = True, label: bool = False) -> RenderSummary:
         """Write an MP4 of the avatar moving as the face in the `driving` video does, with its sound.
 
         parts: what to take from the driver: "pose", "expression" (the whole face) and/or "lips";
         the rest stays as in the photo. fps: default the driving video's own rate.
+        watermark, label: as for render_to.
         """
         motion = encode_driving(driving, fps)
         return write_animation(self.rig, self.photo, motion, driving, path, parts=parts, controls=controls,
-                               full_frame=full_frame, progress=progress)
+                               full_frame=full_frame, progress=progress, watermark=watermark, label=label)
 

@@ -61,6 +61,10 @@ def _add_render_options(p: argparse.ArgumentParser) -> None:
                    help="head-to-camera distance relative to the photo (0.8 = closer, 1.3 = farther; 0.5..2)")
     p.add_argument("--emotion", default="neutral", metavar="NAME[:INTENSITY]",
                    help="neutral, happy, sad, angry or surprised, optionally with an intensity 0..1.5 (happy:0.5)")
+    p.add_argument("--no-watermark", action="store_true",
+                   help="leave out the invisible watermark that marks every frame as made by facetalk (on by "
+                        "default; turning it off is recorded in the file's metadata)")
+    p.add_argument("--label", action="store_true", help='burn a small visible "AI-generated" tag into a corner')
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -86,6 +90,10 @@ def _parser() -> argparse.ArgumentParser:
                            "alone); the rest stays as in the photo (default: pose,expression)")
     _add_render_options(anim)
     anim.set_defaults(fps=None)  # the driving video's own frame rate unless --fps is given
+    ver = sub.add_parser("verify", help="is VIDEO made by facetalk? reads its watermark and metadata "
+                                        "(exit 0: ours, 1: not ours, 2: unreadable)")
+    ver.add_argument("video", help="video file to check (MP4, MOV, MKV, WebM, AVI, ...)")
+    ver.add_argument("--json", action="store_true", help="print one JSON object")
     bench = sub.add_parser("bench", help="measure speed: rendering, end to end, photo analysis")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.add_argument("--image", default=None, help="portrait to measure with (default: the demo's)")
@@ -94,6 +102,13 @@ def _parser() -> argparse.ArgumentParser:
                        help="measure live sessions instead: latency, first frame, concurrent sessions, memory")
     bench.add_argument("--live-minutes", type=float, default=10.0,
                        help="minutes streamed for the live memory check (0 = skip it)")
+    bench.add_argument("--watermark", action="store_true",
+                       help="measure the watermark instead: embedding cost, PSNR, detection after attacks, "
+                            "false positives (takes a few minutes)")
+    bench.add_argument("--clips", type=int, default=24, help="with --watermark: generated 3 s clips (default 24)")
+    bench.add_argument("--real", default=None, metavar="DIR",
+                       help="with --watermark: folder of real videos for the false-positive count "
+                            "(default ../shared/eval/video_real when it exists)")
     srv = sub.add_parser("serve", help="web page + HTTP/WebSocket API: live talking face from a microphone or file")
     srv.add_argument("--host", default="127.0.0.1",
                      help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface; the page's "
@@ -135,7 +150,8 @@ def _render(image: str, audio: str, args: argparse.Namespace) -> None:
     update, close = _progress_bar(not args.quiet and sys.stderr.isatty())
     try:
         summary = render_video(image, audio, args.output, size=args.size, fps=args.fps, controls=_controls(args),
-                               full_frame=args.full_frame, face=args.face, progress=update)
+                               full_frame=args.full_frame, face=args.face, progress=update,
+                               watermark=not args.no_watermark, label=args.label)
     finally:
         close()
     _report(summary, args.output)
@@ -160,7 +176,8 @@ def _animate(args: argparse.Namespace) -> None:
     update, close = _progress_bar(not args.quiet and sys.stderr.isatty())
     try:
         summary = animate_video(args.image, args.driving, args.output, parts=parts, size=args.size, fps=args.fps,
-                                controls=controls, full_frame=args.full_frame, face=args.face, progress=update)
+                                controls=controls, full_frame=args.full_frame, face=args.face, progress=update,
+                                watermark=not args.no_watermark, label=args.label)
     finally:
         close()
     _report(summary, args.output)
@@ -171,6 +188,23 @@ def _report(summary: RenderSummary, output: str) -> None:
         print(f"facetalk: note: {note}", file=sys.stderr)
     print(f"wrote {output}: {summary.frames} frames ({summary.video_seconds:.2f} s of video, "
           f"{summary.width}x{summary.height}) in {summary.seconds:.2f} s = {summary.fps:.1f} fps")
+    if summary.watermark_id is None:
+        print("watermark: off (--no-watermark); the file's metadata records that it is synthetic and unmarked")
+    else:
+        print(f"watermark: id {summary.watermark_id} in every frame (check with: facetalk verify {output})")
+
+
+def _verify(args: argparse.Namespace) -> int:
+    import json
+
+    from facetalk.safety.verify import as_dict, describe, verify
+
+    verdict = verify(args.video)
+    if args.json:
+        print(json.dumps(as_dict(verdict), indent=2))
+    else:
+        print("\n".join(describe(verdict)))
+    return verdict.exit_code
 
 
 def _eval(args: argparse.Namespace) -> None:
@@ -229,6 +263,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _render(str(img), str(voice), args)
         elif args.command == "animate":
             _animate(args)
+        elif args.command == "verify":
+            return _verify(args)
+        elif args.command == "bench" and args.watermark:
+            from facetalk.bench import run_watermark_bench
+
+            run_watermark_bench(clips=args.clips, real=args.real, as_json=args.json)
         elif args.command == "bench":
             from facetalk.bench import run_bench
 
@@ -249,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"facetalk: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
               "(run again with FACETALK_DEBUG=1 for details, and please report it)", file=sys.stderr)
-        return 1
+        return 2 if args.command == "verify" else 1  # verify's 1 means "not ours": a failure is not a verdict
     return 0
 
 

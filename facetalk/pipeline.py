@@ -1,6 +1,9 @@
 """The composers: each job reads as its pipeline (see DESIGN.md's data flow).
 
-photo -> FaceRig;  audio -> Features -> MotionTrack;  (FaceRig, MotionTrack) -> frames -> MP4.
+photo -> FaceRig;  audio -> Features -> MotionTrack;  (FaceRig, MotionTrack) -> frames -> marks -> MP4.
+
+Every file written here goes through `_write`, which marks every frame (safety.Marks: the invisible
+watermark unless turned off, the visible label if asked) and tags the file with its provenance.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facetalk import __version__
 from facetalk.audio.features import Features, audio_features
 from facetalk.errors import FacetalkError
 from facetalk.face.rig import FaceRig, build_rig
@@ -27,6 +29,7 @@ from facetalk.motion.generate import generate
 from facetalk.motion.track import MotionTrack
 from facetalk.render.paste import FULL_FRAME_MAX_SIDE, Paster
 from facetalk.render.renderer import Renderer
+from facetalk.safety.marks import Marks
 
 Progress = Callable[[int, int], None]  # (frames done, frames total)
 FULL_FRAME_MAX_CROP = 1024  # px: beyond this the face is animated at 1024 and scaled up
@@ -40,6 +43,7 @@ class RenderSummary:
     width: int
     height: int
     notes: tuple[str, ...] = ()
+    watermark_id: str | None = None  # 8 hex digits carried by every frame; None: --no-watermark
 
     @property
     def fps(self) -> float:
@@ -79,15 +83,19 @@ def frames(rig: FaceRig, track: MotionTrack, paster: Paster | None = None) -> It
 
 def render_video(image: str | os.PathLike[str], audio: str | os.PathLike[str], out: str | os.PathLike[str], *,
                  size: int = 512, fps: float = 25.0, controls: Controls | ControlTrack = Controls(),
-                 full_frame: bool = False,
-                 face: int | None = None, progress: Progress | None = None) -> RenderSummary:
-    """Photo + voice -> MP4 at `out` (written atomically: no partial file on failure)."""
+                 full_frame: bool = False, face: int | None = None, progress: Progress | None = None,
+                 watermark: bool = True, label: bool = False) -> RenderSummary:
+    """Photo + voice -> MP4 at `out` (written atomically: no partial file on failure).
+
+    watermark: the invisible mark in every frame (turning it off is recorded in the file's tags);
+    label: burn a visible "AI-generated" tag into a corner.
+    """
     start = time.perf_counter()
     check_fps(fps)
     check_output_path(out)  # a misspelt folder should fail before any work is done
     rig, photo = rig_from_photo(image, size=size, face=face, full_frame=full_frame)
     return write_video(rig, photo, audio, out, fps=fps, controls=controls, full_frame=full_frame,
-                       progress=progress, started=start)
+                       progress=progress, started=start, watermark=watermark, label=label)
 
 
 def full_frame_crop_size(rig: FaceRig, photo: np.ndarray) -> int:
@@ -113,28 +121,31 @@ def photo_notes(rig: FaceRig) -> list[str]:
 
 def write_video(rig: FaceRig, photo: np.ndarray, audio: str | os.PathLike[str], out: str | os.PathLike[str], *,
                 fps: float = 25.0, controls: Controls | ControlTrack = Controls(), full_frame: bool = False,
-                progress: Progress | None = None, started: float | None = None) -> RenderSummary:
-    """An analysed photo + voice -> MP4 at `out`."""
+                progress: Progress | None = None, started: float | None = None, watermark: bool = True,
+                label: bool = False) -> RenderSummary:
+    """An analysed photo + voice -> MP4 at `out` (watermark and label as for render_video)."""
     start = time.perf_counter() if started is None else started
     check_fps(fps)
     features = features_from_audio(audio, fps)
     track = generate(features, controls)
-    return _write(rig, photo, track, out, audio, full_frame, progress, photo_notes(rig), start)
+    return _write(rig, photo, track, out, audio, full_frame, progress, photo_notes(rig), start,
+                  Marks.new(watermark, label))
 
 
 def _write(rig: FaceRig, photo: np.ndarray, track: MotionTrack, out: str | os.PathLike[str],
            audio: str | os.PathLike[str] | None, full_frame: bool, progress: Progress | None, notes: list[str],
-           started: float) -> RenderSummary:
-    """Render `track` and write it with `audio`'s sound track to `out` (atomically)."""
+           started: float, marks: Marks) -> RenderSummary:
+    """Render `track`, mark every frame, and write it with `audio`'s sound track and the
+    provenance tags to `out` (atomically)."""
     paster = Paster(photo, rig.crop_to_photo, rig.size) if full_frame else None
     width, height = paster.size if paster else (rig.size, rig.size)
-    metadata = {"comment": f"synthetic video made by facetalk {__version__}"}
-    with VideoWriter(out, width, height, fps=track.fps, audio_path=audio, metadata=metadata) as writer:
+    with VideoWriter(out, width, height, fps=track.fps, audio_path=audio, metadata=marks.metadata()) as writer:
         for i, frame in enumerate(frames(rig, track, paster)):
-            writer.write(frame)
+            writer.write(marks.apply(frame))
             if progress is not None:
                 progress(i + 1, len(track))
-    return RenderSummary(len(track), time.perf_counter() - started, track.duration, width, height, tuple(notes))
+    return RenderSummary(len(track), time.perf_counter() - started, track.duration, width, height, tuple(notes),
+                         marks.watermark_id)
 
 
 # --- reenactment: photo + driving video -> MP4 (driving video -> face.track -> motion.encode) ------
@@ -173,7 +184,7 @@ def encode_driving(driving: str | os.PathLike[str], fps: float | None = None,
 def animate_video(image: str | os.PathLike[str], driving: str | os.PathLike[str], out: str | os.PathLike[str], *,
                   parts: tuple[str, ...] = ALL_PARTS, size: int = 512, fps: float | None = None,
                   controls: Controls | ControlTrack = Controls(), full_frame: bool = False, face: int | None = None,
-                  progress: Progress | None = None) -> RenderSummary:
+                  progress: Progress | None = None, watermark: bool = True, label: bool = False) -> RenderSummary:
     """Photo + driving video -> MP4 at `out`: the photo moves as the driver does (from the driver's
     first frame on), with the driver's sound. Written atomically: no partial file on failure."""
     start = time.perf_counter()
@@ -182,7 +193,8 @@ def animate_video(image: str | os.PathLike[str], driving: str | os.PathLike[str]
     halves = None if progress is None else _two_halves(progress)
     motion = encode_driving(driving, fps, None if halves is None else halves[0])
     return write_animation(rig, photo, motion, driving, out, parts=parts, controls=controls, full_frame=full_frame,
-                           progress=None if halves is None else halves[1], started=start)
+                           progress=None if halves is None else halves[1], started=start, watermark=watermark,
+                           label=label)
 
 
 def _two_halves(progress: Progress) -> tuple[Progress, Progress]:
@@ -199,8 +211,8 @@ def _two_halves(progress: Progress) -> tuple[Progress, Progress]:
 def write_animation(rig: FaceRig, photo: np.ndarray, motion: DrivingMotion, driving: str | os.PathLike[str],
                     out: str | os.PathLike[str], *, parts: tuple[str, ...] = ALL_PARTS,
                     controls: Controls | ControlTrack = Controls(), full_frame: bool = False,
-                    progress: Progress | None = None,
-                    started: float | None = None) -> RenderSummary:
+                    progress: Progress | None = None, started: float | None = None, watermark: bool = True,
+                    label: bool = False) -> RenderSummary:
     """An analysed photo + an encoded driving video -> MP4 at `out`, with the driver's sound.
 
     Parts of the motion not in `parts` stay at the photo's rest (see motion.encode.take_parts);
@@ -214,4 +226,5 @@ def write_animation(rig: FaceRig, photo: np.ndarray, motion: DrivingMotion, driv
     if motion.faces < motion.frames:
         notes.append(f"no face in {motion.frames - motion.faces} of the driving video's {motion.frames} frames; "
                      "the motion was carried over them")
-    return _write(rig, photo, track, out, driving if motion.has_audio else None, full_frame, progress, notes, start)
+    return _write(rig, photo, track, out, driving if motion.has_audio else None, full_frame, progress, notes, start,
+                  Marks.new(watermark, label))

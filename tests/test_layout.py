@@ -19,6 +19,9 @@ FORBIDDEN = {
     "audio": ("facetalk.render", "facetalk.face", "facetalk.motion") + COMPOSERS,
     "motion": ("facetalk.render", "facetalk.media") + COMPOSERS,
     "face": ("facetalk.render", "facetalk.audio") + COMPOSERS,
+    # marks any frames from anywhere (files, the live stream): knows nothing of how they were made
+    "safety": ("facetalk.render", "facetalk.audio", "facetalk.motion", "facetalk.face", "facetalk.stream")
+    + COMPOSERS,
 }
 # media is the bottom layer: it may use only itself and the shared error type
 MEDIA_ALLOWED = ("facetalk.media", "facetalk.errors")

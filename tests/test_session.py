@@ -11,6 +11,7 @@ from facetalk.errors import FacetalkError
 from facetalk.motion.controls import Controls
 from facetalk.motion.generate import MotionGenerator, generate
 from facetalk.motion.track import MotionTrack
+from facetalk.safety.marks import Marks
 from facetalk.stream.session import LiveFrame, Session, as_pcm
 
 RATE, FPS = 16000, 25.0
@@ -45,9 +46,10 @@ def test_frames_come_out_one_frame_behind_the_audio(rig, speech: np.ndarray) -> 
 
 def test_bytes_int16_and_float_input_give_the_same_frames(rig, speech: np.ndarray) -> None:
     pcm16 = np.round(speech * 32767).astype(np.int16)
-    a = stream(Session(rig), pcm16, 640)
-    b = stream(Session(rig), pcm16.astype("<i2").tobytes(), 1280)  # bytes: 640 samples a chunk
-    c = stream(Session(rig), pcm16.astype(np.float32) / 32768.0, 640)
+    marks = Marks.new()  # the same watermark id for all three
+    a = stream(Session(rig, marks=marks), pcm16, 640)
+    b = stream(Session(rig, marks=marks), pcm16.astype("<i2").tobytes(), 1280)  # bytes: 640 samples a chunk
+    c = stream(Session(rig, marks=marks), pcm16.astype(np.float32) / 32768.0, 640)
     assert len(a) == len(b) == len(c) == 75
     for x, y, z in zip(a, b, c):
         assert np.array_equal(x.image, y.image) and np.array_equal(x.image, z.image)
@@ -60,7 +62,8 @@ def test_callback_gets_every_frame(rig, speech: np.ndarray) -> None:
 
 
 def test_a_control_change_blends_in_from_where_it_is_made(rig, speech: np.ndarray) -> None:
-    plain, steered = Session(rig), Session(rig)
+    marks = Marks.new()
+    plain, steered = Session(rig, marks=marks), Session(rig, marks=marks)
     a, b = [], []
     for i in range(0, len(speech), 400):
         if i == len(speech) // 2:  # 1.5 s in
@@ -124,8 +127,8 @@ def test_a_stream_looks_like_the_file_render_of_the_same_audio(rig, portrait, sp
     from facetalk.api import Avatar
 
     avatar = Avatar(rig, np.array(portrait))
-    offline = list(avatar.speak(wav_writer("speech.wav", speech), Controls(seed=5)))
-    live = stream(avatar.stream(Controls(seed=5)), speech, 320)
+    offline = list(avatar.speak(wav_writer("speech.wav", speech), Controls(seed=5), watermark=False))
+    live = stream(avatar.stream(Controls(seed=5), watermark=False), speech, 320)
     assert len(live) == len(offline) == 75
     diff = [np.abs(a.astype(int) - b.image.astype(int)).mean() for a, b in zip(offline, live)]
     assert np.mean(diff) < 3.0 and max(diff) < 8.0  # grey levels of 255: the same head, eyes and brows
@@ -140,3 +143,13 @@ def test_live_loudness_learns_the_speakers_level(voice: np.ndarray, gain: float)
     got = np.concatenate([live.push(x[i:i + 320]).loudness for i in range(0, len(x), 320)])
     whole = audio_features([x], RATE, FPS, phones=False).loudness[: len(got)]
     assert np.abs(got[50:] - whole[50:]).mean() < 0.06
+
+
+def test_every_live_frame_carries_the_sessions_watermark(rig, speech: np.ndarray) -> None:
+    from facetalk.safety.detect import detect
+
+    session = Session(rig)
+    found = detect(f.image for f in stream(session, speech, 640))
+    assert found.found and found.payload is not None and found.payload.hex_id == session.marks.watermark_id
+    unmarked = detect(f.image for f in stream(Session(rig, marks=Marks(None)), speech, 640))
+    assert not unmarked.found and unmarked.payload is None

@@ -334,6 +334,32 @@ def read_video_frames(path: str | os.PathLike[str]) -> Iterator[tuple[float, np.
     return _iter_frames(p)
 
 
+def sample_video_frames(path: str | os.PathLike[str], count: int, run: int = 8) -> Iterator[np.ndarray]:
+    """Yield up to `count` H×W uint8 luminance frames spread over the whole video.
+
+    For looking at a video rather than watching it (``verify``): a short video is decoded
+    through and every k-th frame kept; a long one is visited at `count` / `run` points, `run`
+    consecutive frames from the key frame at or before each, so the cost does not grow with its
+    length. Opened and checked at call time, so a missing or sound-only file fails at once.
+    """
+    if count < 1:
+        raise ValueError(f"count must be at least 1, got {count}")
+    p = check_input_file(path, "video", _HINT)
+    info = probe_video(p)
+    if info.n_frames <= count * run or info.duration <= 0:
+        stride = max(1, -(-info.n_frames // count))
+        return (f for i, f in enumerate(_iter_luma(p)) if i % stride == 0 and i // stride < count)
+    starts = [info.duration * (i + 0.5) / (count // run) for i in range(max(1, count // run))]
+    return _iter_luma_runs(p, starts, run)
+
+
+def read_video_tags(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The container's metadata tags (title, comment, creation_time, custom mdta keys, ...)."""
+    p = check_input_file(path, "video", _HINT)
+    with _open_video(p) as container:
+        return {str(k): str(v) for k, v in container.metadata.items()}
+
+
 def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
     """Describe a video from its header, counting packets where the header is silent."""
     p = check_input_file(path, "video", _HINT)
@@ -383,6 +409,11 @@ def _open_video(p: Path) -> av.container.InputContainer:
 
 
 def _iter_frames(p: Path) -> Iterator[tuple[float, np.ndarray]]:
+    for t, frame in _iter_decoded(p):
+        yield t, frame.to_ndarray(format="rgb24")
+
+
+def _iter_decoded(p: Path) -> Iterator[tuple[float, av.VideoFrame]]:
     container = _open_video(p)
     with container:
         stream = container.streams.video[0]
@@ -392,12 +423,42 @@ def _iter_frames(p: Path) -> Iterator[tuple[float, np.ndarray]]:
         try:
             for frame in container.decode(stream):
                 t = float(frame.time) if frame.time is not None else float(index / rate)
-                yield t, frame.to_ndarray(format="rgb24")
+                yield t, frame
                 index += 1
         except _AV_ERRORS as exc:
             raise FacetalkError(
                 f"cannot decode video '{p}' at frame {index}: the data is corrupt or truncated "
                 f"({one_line(exc)}); {_HINT}"
+            ) from None
+
+
+def _iter_luma(p: Path) -> Iterator[np.ndarray]:
+    for _, frame in _iter_decoded(p):
+        yield frame.to_ndarray(format="gray")
+
+
+def _iter_luma_runs(p: Path, starts: list[float], run: int) -> Iterator[np.ndarray]:
+    """`run` frames from the key frame at or before each of `starts` (seconds), each frame once."""
+    container = _open_video(p)
+    with container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        seen: set[int] = set()
+        try:
+            for t in starts:
+                container.seek(int(t / stream.time_base), stream=stream, backward=True, any_frame=False)
+                taken = 0
+                for frame in container.decode(stream):
+                    if frame.pts is None or frame.pts not in seen:
+                        if frame.pts is not None:
+                            seen.add(frame.pts)
+                        yield frame.to_ndarray(format="gray")
+                    taken += 1
+                    if taken >= run:
+                        break
+        except _AV_ERRORS as exc:
+            raise FacetalkError(
+                f"cannot decode video '{p}': the data is corrupt or truncated ({one_line(exc)}); {_HINT}"
             ) from None
 
 

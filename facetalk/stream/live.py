@@ -205,7 +205,7 @@ class LiveStream:
             rid, path = self.ctx.recordings.new_id()
             recorder, self.recorder, self._unclaimed = self.recorder, None, path
             try:
-                if await self._in_worker(recorder.finish, path):
+                if await self._in_worker(recorder.finish, path, self.session.marks.metadata()):
                     self.ctx.recordings.add(rid)
                     self._unclaimed = None
                     recording = f"/recordings/{rid}.mp4"

@@ -29,7 +29,6 @@ from facetalk.media.video import VideoWriter
 RECORD_PRESET = "superfast"  # x264: ~1.5 ms per 512² frame, off the frames' path to the client
 RECORD_CRF = 23
 AUDIO_BLOCK = SAMPLE_RATE // 2  # samples per AAC encoding step (0.5 s): interleaves with the video
-METADATA = {"comment": f"synthetic video made by facetalk {__version__} (live session)"}
 
 
 class Recorder:
@@ -62,15 +61,16 @@ class Recorder:
         self._video.write(rgb)
         self.frames += 1
 
-    def finish(self, out: Path) -> bool:
-        """Write the recording to `out` (atomically); False if the session made no frame."""
+    def finish(self, out: Path, metadata: dict[str, str]) -> bool:
+        """Write the recording to `out` (atomically) with the session's provenance tags
+        (safety.marks.Marks.metadata); False if the session made no frame."""
         try:
             if self.closed or self._video is None or self._wav is None:
                 return False
             self._video.close()
             self._wav.close()
             self._wav = None
-            mux_with_audio(self.folder / "video.mp4", self.folder / "audio.wav", out, self.frames / self.fps)
+            mux_with_audio(self.folder / "video.mp4", self.folder / "audio.wav", out, self.frames / self.fps, metadata)
             return True
         finally:
             self.abort()
@@ -90,7 +90,7 @@ class Recorder:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def mux_with_audio(video: Path, audio: Path, out: Path, seconds: float) -> None:
+def mux_with_audio(video: Path, audio: Path, out: Path, seconds: float, metadata: dict[str, str]) -> None:
     """`video`'s stream copied and a 16-bit mono WAV's sound as AAC, cut at `seconds`, into an MP4.
 
     The audio is encoded in AUDIO_BLOCK steps just ahead of the video packets it belongs with, so
@@ -99,8 +99,8 @@ def mux_with_audio(video: Path, audio: Path, out: Path, seconds: float) -> None:
     tmp = create_partial_file(out, ".mp4")
     try:
         with av.open(str(video)) as src, wave.open(str(audio), "rb") as wav, \
-                av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as dst:
-            for key, value in METADATA.items():
+                av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart+use_metadata_tags"}) as dst:
+            for key, value in metadata.items():
                 dst.metadata[key] = value
             v_in = src.streams.video[0]
             v_out = dst.add_stream_from_template(v_in)

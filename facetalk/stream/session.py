@@ -22,6 +22,7 @@ from facetalk.motion.controls import Controls, ControlTrack
 from facetalk.motion.generate import MotionGenerator
 from facetalk.motion.track import MotionTrack
 from facetalk.render.renderer import Renderer
+from facetalk.safety.marks import Marks
 
 CONTROL_RAMP_S = 0.3  # a control changed mid-stream blends in over this long
 
@@ -58,15 +59,17 @@ class Session:
     """`push` PCM at 16 kHz (any chunk size), get the frames it completes; `close` flushes the rest.
 
     Frames also go to `on_frame` if given. Controls change with `set_controls` and blend in over
-    CONTROL_RAMP_S. Not thread-safe: one caller at a time (sessions are independent of each other).
+    CONTROL_RAMP_S. Every frame carries `marks` (default: the watermark with a fresh id for this
+    session). Not thread-safe: one caller at a time (sessions are independent of each other).
     """
 
     def __init__(self, rig: FaceRig, controls: Controls | ControlTrack = Controls(), fps: float = 25.0,
-                 on_frame: FrameCallback | None = None) -> None:
+                 on_frame: FrameCallback | None = None, marks: Marks | None = None) -> None:
         if not 1 <= fps <= 60:
             raise FacetalkError(f"a live session runs at 1..60 fps, got {fps}")
         self.fps = fps
         self.on_frame = on_frame
+        self.marks = Marks.new() if marks is None else marks
         self._features = FeatureStream(SAMPLE_RATE, fps)
         self._motion = MotionGenerator(controls, fps)
         self._renderer = Renderer(rig)
@@ -110,7 +113,8 @@ class Session:
     def _render(self, track: MotionTrack) -> list[LiveFrame]:
         out = []
         for i in range(len(track)):
-            frame = LiveFrame(self._next, self._next / self.fps, self._renderer.render(track.frame(i)))
+            image = self.marks.apply(self._renderer.render(track.frame(i)))
+            frame = LiveFrame(self._next, self._next / self.fps, image)
             self._next += 1
             if self.on_frame is not None:
                 self.on_frame(frame)
