@@ -20,6 +20,7 @@ from helpers import decoded_frames
 from PIL import Image
 from starlette.websockets import WebSocketDisconnect
 
+from facetalk.safety.verify import verify
 from facetalk.media.video import probe_video
 from facetalk.motion.controls import Controls
 from facetalk.stream.config import MB, ServerConfig
@@ -277,6 +278,9 @@ def test_live_stream_frames_controls_and_recording(client: TestClient, pcm: byte
     info = probe_video(out)
     assert (info.width, info.height, info.n_frames, info.has_audio) == (512, 512, len(frames), True)
     assert info.audio_duration == pytest.approx(len(frames) / FPS, abs=0.1)
+    verdict = verify(out)  # the recording is marked as every facetalk output is: watermark and tags
+    assert verdict.detection.found and verdict.provenance.is_facetalk
+    assert verdict.detection.payload is not None and verdict.detection.payload.hex_id == verdict.provenance.watermark_id
     assert client.get(end["recording"]).status_code == 404  # offered once
 
 
