@@ -126,15 +126,18 @@ def test_silence_is_valid_audio(capsys, out_dir: Path, portrait_path: Path, sile
 
 
 def test_same_seed_same_video(capsys, out_dir: Path, portrait_path: Path, short_voice_wav: Path) -> None:
+    """Same seed, same video: to the bit without the watermark; with it (a new id per output) the
+    two differ only by the invisible mark."""
     paths = {}
-    for name, seed in (("a", "5"), ("b", "5"), ("c", "6")):
+    for name, seed, marked in (("a", "5", False), ("b", "5", False), ("c", "6", False), ("d", "5", True)):
         paths[name] = out_dir / f"{name}.mp4"
         run_ok(capsys, "--image", str(portrait_path), "--audio", str(short_voice_wav), "-o", str(paths[name]),
-               "--seed", seed)
-    a, b, c = (decoded_frames(paths[k]) for k in "abc")
-    assert len(a) == len(b) == len(c)
+               "--seed", seed, *(() if marked else ("--no-watermark",)))
+    a, b, c, d = (decoded_frames(paths[k]) for k in "abcd")
+    assert len(a) == len(b) == len(c) == len(d)
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
     assert any(not np.array_equal(x, y) for x, y in zip(a, c))
+    assert max(np.abs(x.astype(int) - y.astype(int)).mean() for x, y in zip(a, d)) < 3.0  # PSNR ≥ 40 dB
 
 
 def test_still_head_option(capsys, out_dir: Path, portrait_path: Path, silence_wav: Path) -> None:
