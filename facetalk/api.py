@@ -27,8 +27,8 @@ from facetalk.media.image import read_image
 from facetalk.motion.controls import Controls, ControlTrack
 from facetalk.motion.generate import generate
 from facetalk.motion.encode import ALL_PARTS
-from facetalk.pipeline import (Progress, RenderSummary, encode_driving, features_from_audio, frames, write_animation,
-                               write_video)
+from facetalk.pipeline import (Progress, RenderSummary, encode_driving, features_from_audio, frames, marks_for,
+                               write_animation, write_video)
 from facetalk.render.paste import Paster
 from facetalk.safety.marks import Marks
 from facetalk.stream.session import FrameCallback, Session
@@ -57,11 +57,11 @@ class Avatar:
 
     def speak(self, audio: PathLike, controls: Controls | ControlTrack = Controls(), fps: float = 25.0,
               full_frame: bool = False, watermark: bool = True, label: bool = False) -> Iterator[np.ndarray]:
-        """RGB frames of the avatar saying `audio`, one per 1/fps s of it, marked (a fresh
-        watermark id per call)."""
+        """RGB frames of the avatar saying `audio`, one per 1/fps s of it, marked as render_to's."""
         track = generate(features_from_audio(audio, fps), controls)
         paster = Paster(self.photo, self.rig.crop_to_photo, self.rig.size) if full_frame else None
-        return map(Marks.new(watermark, label).apply, frames(self.rig, track, paster))
+        marks = marks_for(self.rig, self.photo, track, full_frame, watermark, label)
+        return map(marks.apply, frames(self.rig, track, paster))
 
     def stream(self, controls: Controls | ControlTrack = Controls(), fps: float = 25.0,
                on_frame: FrameCallback | None = None, watermark: bool = True, label: bool = False) -> Session:

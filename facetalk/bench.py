@@ -223,14 +223,17 @@ def run_watermark_bench(clips: int = 24, real: str | None = None, as_json: bool 
     print(f"embedding: {result['embed_ms_per_frame_512']} ms per 512² frame, "
           f"{result['embed_ms_per_frame_1080p']} ms per 1920×1080 frame (one thread)")
     print(f"PSNR against the unmarked frame: min {result['psnr_db_min']} dB, mean {result['psnr_db_mean']} dB")
-    print(f"marked: {result['clips']} clips of {WM_CLIP_SECONDS:g} s from {result['portraits']} portraits, "
+    print(f"marked: {result['clips']} clips of {WM_CLIP_SECONDS:g} s from {result['portraits']} portrait(s), "
           f"threshold {THRESHOLD:g}")
+    width = max(len(name) for name in result["marked"])
     for name, s in result["marked"].items():
-        print(f"  {name:<20} detected {100 * s['detected']:6.2f} %   payload read {100 * s['payload_ok']:6.2f} %"
+        print(f"  {name:<{width}}  detected {100 * s['detected']:6.2f} %   id read {100 * s['payload_ok']:6.2f} %"
               f"   min score {s['min_score']:5.1f}")
+    print("unmarked:")
     for group in ("unmarked_generated", "unmarked_real"):
         for name, s in result[group].items():
-            print(f"  {group}/{name:<20} false positives {s['false_positives']}/{s['trials']}"
+            label = f"{group.removeprefix('unmarked_')} {name}"
+            print(f"  {label:<{width}}  false positives {s['false_positives']}/{s['trials']}"
                   f"   max score {s['max_score']}")
     print(f"({result['seconds']} s)")
     return result

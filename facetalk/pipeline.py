@@ -29,7 +29,9 @@ from facetalk.motion.generate import generate
 from facetalk.motion.track import MotionTrack
 from facetalk.render.paste import FULL_FRAME_MAX_SIDE, Paster
 from facetalk.render.renderer import Renderer
+from facetalk import __version__
 from facetalk.safety.marks import Marks
+from facetalk.safety.payload import Payload
 
 Progress = Callable[[int, int], None]  # (frames done, frames total)
 FULL_FRAME_MAX_CROP = 1024  # px: beyond this the face is animated at 1024 and scaled up
@@ -129,7 +131,18 @@ def write_video(rig: FaceRig, photo: np.ndarray, audio: str | os.PathLike[str], 
     features = features_from_audio(audio, fps)
     track = generate(features, controls)
     return _write(rig, photo, track, out, audio, full_frame, progress, photo_notes(rig), start,
-                  Marks.new(watermark, label))
+                  marks_for(rig, photo, track, full_frame, watermark, label))
+
+
+def marks_for(rig: FaceRig, photo: np.ndarray, track: MotionTrack, full_frame: bool, watermark: bool,
+              label: bool) -> Marks:
+    """What marks the frames of rendering `track` with `rig`: the watermark (unless turned off), with
+    an id digested from everything that decides those frames (same render, same id: `--seed` stays
+    reproducible), and the visible label if asked."""
+    if not watermark:
+        return Marks(None, label)
+    settings = f"facetalk {__version__}; size {rig.size}; full frame {full_frame}; fps {track.fps}; label {label}"
+    return Marks(Payload.of(settings, photo, rig.landmarks, track.values), label)
 
 
 def _write(rig: FaceRig, photo: np.ndarray, track: MotionTrack, out: str | os.PathLike[str],
@@ -227,4 +240,4 @@ def write_animation(rig: FaceRig, photo: np.ndarray, motion: DrivingMotion, driv
         notes.append(f"no face in {motion.frames - motion.faces} of the driving video's {motion.frames} frames; "
                      "the motion was carried over them")
     return _write(rig, photo, track, out, driving if motion.has_audio else None, full_frame, progress, notes, start,
-                  Marks.new(watermark, label))
+                  marks_for(rig, photo, track, full_frame, watermark, label))

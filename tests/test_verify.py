@@ -164,3 +164,17 @@ def test_sampling_spreads_over_a_long_video(tmp_path: Path) -> None:
     assert min(levels) < 60 and max(levels) > 190  # from the start to the end
     short = list(sample_video_frames(path, 500))
     assert len(short) == 400
+
+
+def test_the_comment_alone_still_says_facetalk() -> None:
+    """ffmpeg keeps `comment` on a re-encode but drops custom keys: verify reads it too."""
+    from facetalk.safety.payload import Payload
+    from facetalk.safety.provenance import metadata, read
+
+    for payload in (Payload(0xABCDEF01), None):
+        kept = {"comment": metadata(payload)["comment"], "encoder": "Lavf59"}
+        p = read(kept)
+        assert p.is_facetalk
+        assert p.watermark_id == (None if payload is None else "abcdef01")
+        assert p.watermark_off == (payload is None)
+    assert not read({"comment": "my holiday"}).is_facetalk

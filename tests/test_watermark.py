@@ -68,6 +68,10 @@ def test_payload_carries_version_and_id() -> None:
     assert code.parse_message(code.message_bits(p)) == p
     assert code.MESSAGE_BITS >= 32 + 4
     assert len({Payload.new().ident for _ in range(20)}) == 20  # fresh ids
+    frame = np.arange(12, dtype=np.uint8)
+    assert Payload.of("settings", frame) == Payload.of("settings", frame.copy())  # same render, same id
+    assert Payload.of("settings", frame) != Payload.of("settings", frame + 1)
+    assert Payload.of("ab", "c") != Payload.of("a", "bc")
     with pytest.raises(ValueError):
         Payload(1 << 32)
 

@@ -95,6 +95,7 @@ def detect(frames: Iterable[np.ndarray]) -> Detection:
 
 
 def detect_in(acc: Accumulator) -> Detection:
+    """Search the accumulated frames over scales (coarse, then refined around the best) and shifts."""
     mean = acc.mean()
     coarse = np.exp(np.arange(math.log(SCALE_RANGE[0]), math.log(SCALE_RANGE[1]), SCALE_STEP))
     score, scale, _, _ = max((_try_scale(mean, s) for s in coarse), key=lambda r: r[0])
@@ -136,7 +137,6 @@ def residual(gray: np.ndarray) -> np.ndarray:
 
 def fold(image: np.ndarray, scale: float) -> np.ndarray:
     """Resample `image` by 1/scale about its centre and sum its PERIOD×PERIOD tiles into one."""
-    h, w = image.shape
     side = int(MAX_NOMINAL * scale)  # the file region that resamples to at most MAX_NOMINAL px
     image = _centre(image, side)
     h, w = image.shape

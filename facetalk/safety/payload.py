@@ -9,6 +9,7 @@ correlation, and the code recovers the message where reading bits one by one wou
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass
 
@@ -31,7 +32,7 @@ CODED_BITS = (MESSAGE_BITS + _K - 1) * len(_GENERATORS)  # 150: message + tail, 
 class Payload:
     """What every frame of one output carries: the format version and the output's id."""
 
-    ident: int  # 0 .. 2**32-1, random per output; printed by the CLI and stored in the metadata
+    ident: int  # 0 .. 2**32-1, one per output; printed by the CLI and stored in the metadata
     version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
@@ -47,8 +48,20 @@ class Payload:
 
     @staticmethod
     def new() -> Payload:
-        """A payload with a fresh random id, for a new output."""
+        """A payload with a fresh random id, for an output nothing else determines (a live stream)."""
         return Payload(secrets.randbits(ID_BITS))
+
+    @staticmethod
+    def of(*parts: bytes | str | np.ndarray) -> Payload:
+        """A payload whose id is a digest of `parts`, everything that decides an output's frames:
+        the same render gets the same id, so a seeded render stays reproducible to the bit."""
+        digest = hashlib.blake2b(digest_size=ID_BITS // 8)
+        for part in parts:
+            data = (part.encode() if isinstance(part, str) else
+                    np.ascontiguousarray(part).tobytes() if isinstance(part, np.ndarray) else bytes(part))
+            digest.update(len(data).to_bytes(8, "little"))
+            digest.update(data)
+        return Payload(int.from_bytes(digest.digest(), "big"))
 
 
 def message_bits(payload: Payload) -> np.ndarray:

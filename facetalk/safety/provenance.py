@@ -9,11 +9,14 @@ Tags (MP4 `udta`/`mdta`, shown by ffprobe, exiftool and most players):
     facetalk_watermark  on; id=3f2a9c1e; format=1     or     off (--no-watermark)
 
 Metadata is the weak half of the marking (any re-mux can drop it), which is why the frames carry
-the watermark too; `facetalk verify` reads both and cross-checks the id.
+the watermark too; `facetalk verify` reads both and cross-checks the id. The `comment` says it all
+again in words because it is the tag most tools keep: ffmpeg copies it to a re-encode by default
+but drops custom keys unless told `-movflags use_metadata_tags`.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -22,6 +25,7 @@ from facetalk.safety.payload import Payload
 
 GENERATOR = f"facetalk {__version__}"
 WATERMARK_OFF = "off (--no-watermark)"
+_COMMENT_ID = re.compile(r"invisible watermark id ([0-9a-f]{8})")
 
 
 @dataclass(frozen=True)
@@ -37,11 +41,13 @@ class Provenance:
     @property
     def is_facetalk(self) -> bool:
         """The tags claim facetalk made the video."""
-        return bool(self.generator and self.generator.startswith("facetalk")) or self.watermark is not None
+        return (bool(self.generator and self.generator.startswith("facetalk")) or self.watermark is not None
+                or "made by facetalk" in (self.comment or ""))
 
     @property
     def watermark_off(self) -> bool:
-        return self.watermark is not None and self.watermark.startswith("off")
+        return (self.watermark is not None and self.watermark.startswith("off")) or (
+            self.watermark is None and "no invisible watermark" in (self.comment or ""))
 
     @property
     def watermark_id(self) -> str | None:
@@ -50,7 +56,8 @@ class Provenance:
             key, _, value = part.strip().partition("=")
             if key == "id" and value:
                 return value.strip().lower()
-        return None
+        found = _COMMENT_ID.search(self.comment or "")
+        return found.group(1) if found else None
 
 
 def metadata(payload: Payload | None, created: datetime | None = None) -> dict[str, str]:

@@ -114,10 +114,11 @@ def describe(v: Verdict) -> list[str]:
             mark += f", video resized to {d.scale:.2f}× the original"
     else:
         mark = f"no (score {d.score:.1f}, threshold {THRESHOLD:g}; unmarked video scores about 4.5 to 6)"
+    said = [x for x in (p.generator, "synthetic" if p.synthetic else None,
+                        f"created {p.created}" if p.created else None,
+                        f"watermark {p.watermark}" if p.watermark else None) if x]
     if p.is_facetalk:
-        tags = ", ".join(x for x in (p.generator, "synthetic" if p.synthetic else None,
-                                     f"created {p.created}" if p.created else None,
-                                     f"watermark {p.watermark}" if p.watermark else None) if x)
+        tags = ", ".join(said) if said else f"comment: {p.comment}"
     else:
         tags = "nothing about facetalk" + (f" (comment: {p.comment})" if p.comment else "")
     lines = [f"{v.path}: {'made by facetalk' if v.ours else 'not made by facetalk, as far as can be told'}",
