@@ -215,9 +215,8 @@ class FeatureStream:
             if lv > SILENCE_DBFS:
                 self._hist[self._bin(lv)] += 1
                 self._heard += 1
-            hist = self._hist.copy()
-            hist[self._bin(PRIOR_PEAK_DBFS)] += max(0, PRIOR_PEAK_FRAMES - self._heard)
-            cum = np.cumsum(hist)
+            cum = np.cumsum(self._hist)
+            cum[self._bin(PRIOR_PEAK_DBFS):] += max(0, PRIOR_PEAK_FRAMES - self._heard)
             peak = SILENCE_DBFS + PEAK_BIN_DB * float(np.searchsorted(cum, 0.95 * cum[-1]))
             loudness[i] = loudness_of(lv, peak)
         active, self._active = voice_activity(loudness, self.fps, self._active)

@@ -19,6 +19,7 @@ import numpy as np
 
 from facetalk.api import Avatar
 from facetalk.media.audio import SAMPLE_RATE, read_audio
+from facetalk.media.image import read_image
 from facetalk.motion.controls import Controls
 from facetalk.stream.session import LiveFrame, Session
 
@@ -117,7 +118,7 @@ def memory_over(avatar: Avatar, minutes: float) -> dict[str, float]:
 def measure_live(image: str | None = None, seconds: float = 12.0, max_sessions: int = 10,
                  memory_minutes: float = 10.0) -> dict[str, float]:
     cv2.setNumThreads(1)  # sessions run in parallel threads; OpenCV's own pool would fight them
-    photo = read_image_rgb(image)
+    photo = read_image(Path(image) if image else _asset("portrait.png"))
     t = time.perf_counter()
     avatar = Avatar.from_image(photo)
     cold = 1000 * (time.perf_counter() - t)
@@ -143,8 +144,3 @@ def measure_live(image: str | None = None, seconds: float = 12.0, max_sessions: 
     result.update(live_fps=FPS, live_chunk_ms=1000 * CHUNK_S, live_seconds=seconds, size=avatar.rig.size)
     return result
 
-
-def read_image_rgb(image: str | None) -> np.ndarray:
-    from facetalk.media.image import read_image
-
-    return read_image(Path(image) if image else _asset("portrait.png"))

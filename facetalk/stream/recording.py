@@ -21,7 +21,6 @@ from pathlib import Path
 import av
 import numpy as np
 
-from facetalk import __version__
 from facetalk.media._files import create_partial_file, remove_quietly
 from facetalk.media.audio import SAMPLE_RATE
 from facetalk.media.video import VideoWriter
