@@ -198,7 +198,9 @@ def test_jaw_follows_loudness(speech: Features) -> None:
 
 def test_jaw_follows_loudness_on_synthetic_speech(minute_of_bursts: Features) -> None:
     jaw = generate(minute_of_bursts, Controls()).column("jawOpen")
-    assert np.corrcoef(jaw, minute_of_bursts.loudness)[0, 1] > 0.5
+    # The phones shape the opening and the loudness scales a fifth of it (fitted to real lips,
+    # tools/fit_motion.py); bursts open the mouth, their silences shut it.
+    assert np.corrcoef(jaw, minute_of_bursts.loudness)[0, 1] > 0.4
 
 
 def test_silence_keeps_the_mouth_shut_but_the_face_alive(silence: Features) -> None:

@@ -109,8 +109,12 @@ def test_live_motion_is_alike_to_the_file_render(voice: np.ndarray) -> None:
     assert len(live) == len(offline)
     r = lambda name: np.corrcoef(offline.column(name), live.column(name))[0, 1]  # noqa: E731
     assert r("yaw") > 0.98 and r("pitch") > 0.98 and r("browInnerUp") > 0.9
-    assert r("jawOpen") > 0.75
-    assert live.column("jawOpen").std() == pytest.approx(offline.column("jawOpen").std(), rel=0.35)
+    # The mouth follows the phones, which a stream reads as they come (settling ~50 ms late) and a
+    # file knows whole; the fitted loudness gain leaves only a fifth of the opening to the
+    # loudness, which both know alike (tools/fit_motion.py: real lips follow the phones).
+    assert r("jawOpen") > 0.6
+    # The stream's phones change as the recogniser revises them, so its jaw is a little jumpier.
+    assert live.column("jawOpen").std() == pytest.approx(offline.column("jawOpen").std(), rel=0.45)
 
 
 def test_live_phones_stay_bounded_on_a_long_stream(voice: np.ndarray) -> None:

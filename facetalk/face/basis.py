@@ -21,6 +21,8 @@ FROWN_CM = np.array([0.1, -0.5, 0.0])  # corner offset of a full frown (depresso
 BROW_RAISE_CM = 0.45
 JAW_CLOSING_SHARE = 0.8  # of an open photo's lip gap closed by raising the jaw; the lips close the rest
 LID_SIGMA_CM = 0.32  # how far above the lid the skin follows it
+LIP_MOVE_CM = 0.3  # how far upperLipUp / lowerLipDown move their lip at 1
+LIP_SIDE_CM = 0.4  # over this band about the lip line a lip field fades from its lip's side to nothing
 
 
 def _rbf(shape: np.ndarray, idx: list[int] | tuple[int, ...], disp: np.ndarray, sigma: float) -> np.ndarray:
@@ -152,16 +154,30 @@ def mouth_frown(shape: np.ndarray, sign: float) -> np.ndarray:
     return f
 
 
+def _one_lip(shape: np.ndarray, idx: list[int], other: list[int], disp: np.ndarray, above: bool) -> np.ndarray:
+    """A field that moves one lip (and the skin on its side of the mouth) but not the other: on a
+    shut mouth the two lips touch, and a plain falloff would carry the other lip along, so the
+    lips would move together and never part."""
+    field = _rbf(shape, idx, np.tile(disp, (len(idx), 1)), 0.5)
+    mouth_y = shape[list(L.LIPS_INNER)][:, 1].mean()
+    side = (shape[:, 1] - mouth_y) if above else (mouth_y - shape[:, 1])
+    w = np.clip(side / LIP_SIDE_CM + 0.5, 0.0, 1.0)
+    field *= (w * w * (3 - 2 * w))[:, None]
+    field[other] = 0.0
+    field[idx] = disp
+    return field
+
+
 def upper_lip_up(shape: np.ndarray) -> np.ndarray:
     idx = list(L.LIPS_INNER_UPPER[2:-2]) + list(L.LIPS_OUTER_UPPER[2:-2])
-    disp = np.tile([0.0, 0.3, 0.05], (len(idx), 1))
-    return _rbf(shape, idx, disp, 0.5)
+    other = list(L.LIPS_INNER_LOWER) + list(L.LIPS_OUTER_LOWER)
+    return _one_lip(shape, idx, other, np.array([0.0, LIP_MOVE_CM, 0.05]), above=True)
 
 
 def lower_lip_down(shape: np.ndarray) -> np.ndarray:
     idx = list(L.LIPS_INNER_LOWER[2:-2]) + list(L.LIPS_OUTER_LOWER[2:-2])
-    disp = np.tile([0.0, -0.3, 0.05], (len(idx), 1))
-    return _rbf(shape, idx, disp, 0.5)
+    other = list(L.LIPS_INNER_UPPER) + list(L.LIPS_OUTER_UPPER)
+    return _one_lip(shape, idx, other, np.array([0.0, -LIP_MOVE_CM, 0.05]), above=False)
 
 
 def _lid(shape: np.ndarray, upper: tuple[int, ...], lower: tuple[int, ...], close: float) -> np.ndarray:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facetalk.motion.emotion import expression_offset, head_offsets, parse_emotion
+from facetalk.motion.emotion import expression_gains, expression_offset, head_offsets, parse_emotion
 from facetalk.motion.track import EXPRESSIONS, MotionTrack
 
 GAZE_LIMIT_DEG = (30.0, 20.0)  # |yaw|, |pitch| the eyes can be asked to hold without the head
@@ -92,6 +92,8 @@ class ControlCurves:
     head_gain: np.ndarray  # (T,) from the emotion
     head_pitch: np.ndarray  # (T,) degrees, from the emotion
     expression: np.ndarray  # (T, len(EXPRESSIONS)) emotion offsets
+    smile_gain: np.ndarray  # (T,) speech-driven smiles, from the emotion
+    brow_gain: np.ndarray  # (T,) speech-driven brow raises, from the emotion
 
 
 def control_curves(controls: Controls | ControlTrack, n: int, fps: float, first: int = 0) -> ControlCurves:
@@ -106,6 +108,7 @@ def control_curves(controls: Controls | ControlTrack, n: int, fps: float, first:
     ks = [c for _, c in track.keys]
     emotions = [parse_emotion(c.emotion) for c in ks]
     heads = [head_offsets(*e) for e in emotions]
+    gains = [expression_gains(*e) for e in emotions]
     offsets = np.stack([expression_offset(*e) for e in emotions])  # (K, E)
     expression = np.stack([curve(list(offsets[:, j])) for j in range(len(EXPRESSIONS))], axis=1)
     return ControlCurves(
@@ -113,7 +116,7 @@ def control_curves(controls: Controls | ControlTrack, n: int, fps: float, first:
         gaze_yaw=curve([c.gaze[0] for c in ks]), gaze_pitch=curve([c.gaze[1] for c in ks]),
         distance=curve([c.distance for c in ks]), pose_lock=curve([float(c.pose_lock) for c in ks]),
         head_gain=curve([h[0] for h in heads]), head_pitch=curve([h[1] for h in heads]),
-        expression=expression,
+        expression=expression, smile_gain=curve([g[0] for g in gains]), brow_gain=curve([g[1] for g in gains]),
     )
 
 

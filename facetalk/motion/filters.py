@@ -73,3 +73,51 @@ class Pending:
         out[:k] = self.buf[:k]
         self.buf = self.buf[k:]
         return out
+
+
+class Phrases:
+    """Phrase starts (speech after a pause of at least `pause_s`) and ends (speech followed by
+    `pause_s` of silence), frame by frame from the voice activity. Causal: a start is known at its
+    first voiced frame, an end once the pause has lasted `pause_s`."""
+
+    def __init__(self, fps: float, pause_s: float = 0.3) -> None:
+        self.fps = fps
+        self.need = max(1, int(round(pause_s * fps)))
+        self.quiet = 10**9  # frames of silence so far (the stream starts in a long pause)
+        self.speaking = False  # inside a phrase
+
+    def run(self, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(starts, ends) over the chunk's frames: `starts` holds the length (s) of the pause before
+        each phrase start and 0 elsewhere (so it reads as a boolean too), `ends` is boolean."""
+        starts, ends = np.zeros(len(active)), np.zeros(len(active), bool)
+        for i, a in enumerate(active):
+            if a > 0.5:
+                if not self.speaking and self.quiet >= self.need:
+                    starts[i] = min(self.quiet, 10**6) / self.fps
+                    self.speaking = True
+                self.quiet = 0
+            else:
+                self.quiet += 1
+                if self.speaking and self.quiet == self.need:
+                    ends[i], self.speaking = True, False
+        return starts, ends
+
+
+class TimedDraws:
+    """Random numbers tied to time, not to events: `at(frame)` gives the draws of the time bucket
+    holding that frame (`size` uniform 0..1 values, the same for every frame of the bucket).
+
+    An event that a live stream detects a frame earlier or later than the file render (its
+    running estimates differ a little) then still gets the same draw, and the stream's motion
+    stays that of the file."""
+
+    def __init__(self, rng: np.random.Generator, frames_per_bucket: int, size: int = 1) -> None:
+        self.rng, self.every, self.size = rng, max(1, frames_per_bucket), size
+        self.bucket, self.value = -1, np.zeros(size)
+
+    def at(self, frame: int) -> np.ndarray:
+        b = frame // self.every
+        while self.bucket < b:
+            self.value = self.rng.random(self.size)
+            self.bucket += 1
+        return self.value

@@ -16,6 +16,7 @@ from facetalk.audio.features import Features
 from facetalk.motion.brows import BrowMotion
 from facetalk.motion.controls import ControlTrack, Controls, control_curves, with_expression_offsets
 from facetalk.motion.eyes import EyeMotion
+from facetalk.motion.expressions import SmileMotion
 from facetalk.motion.head import HeadMotion
 from facetalk.motion.mouth import MouthMotion
 from facetalk.motion.track import MotionTrack
@@ -30,10 +31,11 @@ class MotionGenerator:
     def __init__(self, controls: Controls | ControlTrack, fps: float) -> None:
         self.controls = ControlTrack.of(controls)
         self.fps = fps
-        head_rng, eye_rng = np.random.default_rng(self.controls.seed).spawn(2)
+        head_rng, eye_rng, smile_rng = np.random.default_rng(self.controls.seed).spawn(3)
         self.head = HeadMotion(fps, head_rng)
         self.eyes = EyeMotion(fps, eye_rng)
         self.brows = BrowMotion(fps)
+        self.smiles = SmileMotion(fps, smile_rng)
         self.mouth = MouthMotion(fps)
         self.pending: Features | None = None  # features of frames not yet made (the lookahead)
         self.frame = 0  # index of the next frame to make
@@ -61,14 +63,17 @@ class MotionGenerator:
         next_pitch = float(ahead.pitch_hz[0]) if ahead.pitch_hz is not None else 0.0
         moving = 1.0 - c.pose_lock
         head = self.head.run(f.active, f.loudness, float(ahead.loudness[0]))
+        engagement = self.head.amplitude  # how lively the talk is: scales the face's play too
         gain = c.motion_intensity * c.head_gain * moving
         head = {k: v * gain for k, v in head.items()}
         head["pitch"] = head["pitch"] + c.head_pitch * moving
         eyes = self.eyes.run(f.active, float(ahead.active[0]))
         for lid in ("eyeBlinkL", "eyeBlinkR"):
             eyes[lid] = eyes[lid] * c.blink
-        curves = {**self.mouth.run(f.phones, f.loudness, f.brightness, f.active),
-                  **self.brows.run(pitch, f.loudness, next_pitch, float(ahead.loudness[0])), **head, **eyes}
+        brows = self.brows.run(pitch, f.loudness, next_pitch, float(ahead.loudness[0]), f.active, engagement,
+                               c.brow_gain)
+        smiles = self.smiles.run(f.active, pitch, engagement, c.smile_gain)
+        curves = {**self.mouth.run(f.phones, f.loudness, f.brightness, f.active), **brows, **head, **eyes, **smiles}
         # The eyes hold the requested direction while the head moves: they counter-rotate (VOR).
         curves["gazeYaw"] = np.clip(eyes["gazeYaw"] + c.gaze_yaw - head["yaw"], -GAZE_MAX_DEG, GAZE_MAX_DEG)
         curves["gazePitch"] = np.clip(eyes["gazePitch"] + c.gaze_pitch - head["pitch"], -GAZE_MAX_DEG, GAZE_MAX_DEG)

@@ -1,30 +1,41 @@
-"""Head layer: slow seeded drift plus nods on speech onsets, calmer in pauses.
+"""Head layer: phrase-level turns, slow drift and nods, as large as the voice is lively.
 
-Drift is an Ornstein-Uhlenbeck process per angle (a random walk pulled back to rest), so the head
-wanders without ever drifting away; onsets of loud syllables add a small nod, as speakers do on
-stressed syllables and phrase starts. Everything is causal with one frame of lookahead.
+Real speakers differ tenfold in how much they move their head (`tools/fit_motion.py` measures
+0.2-0.6 degrees of yaw spread for GRID's studio readers, 1.5-4.3 for conversational talkers), and
+what tells them apart in the sound is how continuously they talk: isolated read words come with a
+still head, flowing speech with a moving one. So every part of the motion is scaled by an
+*engagement*, a slow follower of the voice activity raised to a fitted power:
+
+- turns: at each phrase start (speech after a pause) the head takes a new direction, glides to it
+  and holds it through the phrase;
+- drift: an Ornstein-Uhlenbeck process per angle (a random walk pulled back to rest) around that
+  direction, so the head never freezes and never wanders off;
+- nods: a dip of the pitch on loud onsets (stressed syllables, phrase starts).
+
+Amplitudes come from `fitted.json`. Everything is causal with one frame of lookahead.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.signal import lfilter
+from scipy.special import ndtri
 
-from facetalk.motion.filters import Follower, Pending, PeakPicker
+from facetalk.motion.filters import Follower, Pending, PeakPicker, Phrases, TimedDraws
+from facetalk.motion.fitted import fitted
 
-# Stationary spread while talking. Set so that the rendered clips, measured by `facetalk eval`,
-# spread like the real clips in ../shared/eval/video_real (yaw 1.2-2.5, pitch 1.7-4.9, roll
-# 0.6-3.5 degrees over 5-13 s; short clips show about half an OU process's stationary spread).
-DRIFT_SD_DEG = {"yaw": 4.0, "pitch": 4.2, "roll": 2.4}
 DRIFT_TAU_S = {"yaw": 1.6, "pitch": 1.1, "roll": 2.0}
 ANGLES = ("yaw", "pitch", "roll")
 SMOOTH_S = 0.05  # two one-pole stages take the frame-to-frame grain out of the drift
-CALM_S = 0.5  # how fast the head settles into a pause and wakes from it
-NOD_DEG = 2.5  # pitch dip of a full-strength onset
+TURN_S = 0.3  # time constant of the glide to a new phrase direction
 NOD_S = 0.35  # duration of a nod
 NOD_RISE = 0.06  # loudness rise per frame that counts as an onset
 NOD_GAP_S = 0.45
-PAUSE_CALM = 0.5  # share of drift kept in pauses
+ENGAGE_RELEASE = 2.0  # engagement falls this many times slower than it rises
+DRAW_S = 0.5  # phrase directions are drawn per half second (see TimedDraws)
+FULL_TURN_PAUSE_S = 1.0  # after a pause this long a phrase takes a wholly new direction; after a
+# shorter one it moves part of the way (a pause just long enough to count changes little, so a live
+# stream that counts one the file render does not still looks alike)
 
 
 def ou_process(n: int, fps: float, sd: float, tau_s: float, rng: np.random.Generator) -> np.ndarray:
@@ -51,34 +62,68 @@ def nod_kernel(fps: float) -> np.ndarray:
     return -np.sin(np.pi * t) ** 2
 
 
+class Engagement:
+    """How continuously the voice has been talking lately, raised to the fitted power, over a
+    floor: `floor` (silent, or isolated words: a listener's small motion) .. 1 (flowing speech).
+    It scales every head and face motion."""
+
+    def __init__(self, fps: float, engage_s: float, power: float, floor: float) -> None:
+        self.follow = Follower(fps, engage_s, engage_s * ENGAGE_RELEASE)
+        self.power, self.floor = power, floor
+
+    def run(self, active: np.ndarray) -> np.ndarray:
+        e = np.power(np.clip(self.follow.run((active > 0.5).astype(np.float64)), 0.0, 1.0), self.power)
+        return self.floor + (1.0 - self.floor) * e
+
+
 class HeadMotion:
     """Yaw, pitch, roll in degrees, chunk by chunk (the caller scales them by the controls)."""
 
-    def __init__(self, fps: float, rng: np.random.Generator) -> None:
+    def __init__(self, fps: float, rng: np.random.Generator, params: dict | None = None) -> None:
+        p = fitted().head if params is None else params
         self.fps = fps
-        self.drift = {k: _OU(fps, DRIFT_SD_DEG[k], DRIFT_TAU_S[k], r) for k, r in zip(ANGLES, rng.spawn(3))}
+        drift_rng, turn_rng, side_rng = rng.spawn(3)
+        self.drift = {k: _OU(fps, p["drift_sd"][k], DRIFT_TAU_S[k], r) for k, r in zip(ANGLES, drift_rng.spawn(3))}
         self.smooth = {k: (Follower(fps, SMOOTH_S, SMOOTH_S), Follower(fps, SMOOTH_S, SMOOTH_S)) for k in ANGLES}
-        self.calm = Follower(fps, CALM_S, CALM_S)
+        self.turn_sd = p["turn_sd"]
+        self.turn_draws = TimedDraws(turn_rng, int(round(DRAW_S * fps)), len(ANGLES))
+        self.frame = 0
+        self.target = {k: 0.0 for k in ANGLES}
+        self.glide = {k: Follower(fps, TURN_S, TURN_S) for k in ANGLES}
+        self.phrases = Phrases(fps)
+        self.engagement = Engagement(fps, p["engage_s"], p["power"], p["floor"])
+        self.nod_deg = p["nod_deg"]
         self.level = Follower(fps, 1.0 / fps, 1.0 / fps)  # the loudness, lightly smoothed, for onsets
         self.onsets = PeakPicker(NOD_RISE, max(1, int(NOD_GAP_S * fps)))
         self.nods = Pending()
         self.kernel = nod_kernel(fps)
-        self.turn = float(rng.choice([-1.0, 1.0]))  # which way nods also turn the head a little
+        self.turn = float(side_rng.choice([-1.0, 1.0]))  # which way nods also turn the head a little
+        self.amplitude = np.zeros(0)  # the engagement of the last chunk's frames (other layers read it)
 
     def run(self, active: np.ndarray, loudness: np.ndarray, next_loudness: float) -> dict[str, np.ndarray]:
         n = len(active)
-        calm = PAUSE_CALM + (1 - PAUSE_CALM) * self.calm.run(active)
+        amp = self.amplitude = self.engagement.run(active)
+        starts, _ = self.phrases.run(active)
+        targets = np.empty((n, len(ANGLES)))
+        for i in range(n):
+            if starts[i]:  # a new phrase, a new direction: the more so, the longer the pause before it
+                z = ndtri(np.clip(self.turn_draws.at(self.frame + i), 1e-6, 1 - 1e-6))
+                w = min(1.0, starts[i] / FULL_TURN_PAUSE_S)
+                self.target = {k: (1 - w) * self.target[k] + w * float(z[j] * self.turn_sd[k])
+                               for j, k in enumerate(ANGLES)}
+            targets[i] = [self.target[k] for k in ANGLES]
+        self.frame += n
         out = {}
-        for k in ANGLES:
+        for j, k in enumerate(ANGLES):
             a, b = self.smooth[k]
-            out[k] = b.run(a.run(self.drift[k].run(n))) * calm
+            out[k] = (b.run(a.run(self.drift[k].run(n))) + self.glide[k].run(targets[:, j])) * amp
         before = self.level.y
         level = self.level.run(loudness)
         after = self.level.y + self.level.up * (next_loudness - self.level.y)  # the next frame, not kept
         rise = np.diff(np.concatenate([[before], level, [after]]))
         for i, strength in self.onsets.run(rise[:-1], float(rise[-1])):
-            self.nods.add(i, self.kernel * min(1.0, strength / 0.25) * NOD_DEG)
-        nods = self.nods.take(n)
+            self.nods.add(i, self.kernel * min(1.0, strength / 0.25) * self.nod_deg)
+        nods = self.nods.take(n) * np.sqrt(amp)
         out["pitch"] = out["pitch"] + nods
         out["yaw"] = out["yaw"] + 0.25 * nods * self.turn
         return out

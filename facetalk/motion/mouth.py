@@ -12,6 +12,7 @@ import numpy as np
 
 from facetalk.audio.phones import Phones
 from facetalk.motion.filters import Follower
+from facetalk.motion.fitted import fitted
 from facetalk.motion.visemes import blend
 
 JAW_GAIN = 0.55  # jawOpen at full loudness (1.0 = the widest the face can open)
@@ -32,7 +33,10 @@ class MouthMotion:
     gap is removed and every opening comes from the speech, or a photo taken mid-word would never
     shut its mouth."""
 
-    def __init__(self, fps: float) -> None:
+    def __init__(self, fps: float, targets: np.ndarray | None = None, gain: tuple[float, float] | None = None) -> None:
+        f = fitted()
+        self.targets = f.visemes if targets is None else targets  # (V, P): fitted to real speakers
+        self.gain_floor, self.gain_slope = f.mouth_gain if gain is None else gain
         self.fps = fps
         self.frame = 0
         self.gain = Follower(fps, ATTACK_S, RELEASE_S)
@@ -43,15 +47,15 @@ class MouthMotion:
     def run(self, phones: Phones | None, loudness: np.ndarray, brightness: np.ndarray,
             active: np.ndarray) -> dict[str, np.ndarray]:
         loud = loudness.astype(np.float64)
-        gain = np.clip(0.25 + 1.1 * self.gain.run(loud), 0.0, 1.35)  # quiet speech mumbles, loud opens wide
+        gain = np.clip(self.gain_floor + self.gain_slope * self.gain.run(loud), 0.0, 1.6)  # quiet speech mumbles, loud opens wide
         fallback = self._loudness_curves(loud, brightness.astype(np.float64), active.astype(np.float64))
         curves = self._viseme_curves(phones, gain) if has_speech(phones) else fallback
         self.frame += len(loud)
         return {**curves, "mouthClose": np.ones(len(loud))}
 
     def _viseme_curves(self, phones: Phones, gain: np.ndarray) -> dict[str, np.ndarray]:
-        v = blend(phones, len(gain), self.fps, first=self.frame)
-        jaw = v["jawOpen"] * gain
+        v = blend(phones, len(gain), self.fps, first=self.frame, targets=self.targets)
+        jaw = np.clip(v["jawOpen"] * gain, 0.0, 1.0)
         return {
             "jawOpen": jaw,
             "mouthPress": v["mouthPress"],
@@ -60,7 +64,7 @@ class MouthMotion:
             "mouthStretchL": v["mouthStretch"],
             "mouthStretchR": v["mouthStretch"],
             "upperLipUp": v["upperLipUp"],
-            "lowerLipDown": v["lowerLipDown"] * gain + jaw * 0.2,
+            "lowerLipDown": np.clip(v["lowerLipDown"] * gain, 0.0, 1.0),
         }
 
     def _loudness_curves(self, loud: np.ndarray, bright: np.ndarray, active: np.ndarray) -> dict[str, np.ndarray]:

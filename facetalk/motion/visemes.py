@@ -74,24 +74,36 @@ def viseme_of(phone: str) -> str:
     return PHONE_VISEME.get(phone.upper(), "noise")
 
 
-def blend(phones: Phones, n_frames: int, fps: float, first: int = 0) -> dict[str, np.ndarray]:
-    """Per-frame mouth targets (MOUTH order) for frames first .. first+n_frames-1 from phones
-    (timed from frame 0), with coarticulation and closures.
+VISEME_NAMES = tuple(VISEMES)
+_SIL = VISEME_NAMES.index("sil")
+
+
+def target_table(visemes: dict[str, Viseme] = VISEMES) -> np.ndarray:
+    """(V, P) targets in VISEME_NAMES x MOUTH order."""
+    return np.array([visemes[name].target for name in VISEME_NAMES])
+
+
+def viseme_weights(phones: Phones, n_frames: int, fps: float, first: int = 0) -> np.ndarray:
+    """(n_frames, 2, V) normalised influence of each viseme on each articulator group (jaw, lips)
+    at frames first .. first+n_frames-1 (phones timed from frame 0).
 
     Dominance of segment i at time t: its group's strength times a falloff that is flat over the
     segment (shifted earlier by ANTICIPATION_S) and decays with distance beyond it over REACH_S.
+    The blend is linear in the targets (`weights @ targets`), which is what lets the fit
+    (tools/fit_motion.py) solve for the targets by least squares through this very coarticulation.
     """
     t = (first + np.arange(n_frames)) / fps
-    rest = np.array(VISEMES["sil"].target)
+    out = np.zeros((n_frames, 2, len(VISEME_NAMES)))
+    out[:, :, _SIL] = 1.0
     if len(phones) == 0:
-        return {name: np.full(n_frames, rest[k]) for k, name in enumerate(MOUTH)}
+        return out
     names = [viseme_of(p) for p in phones.labels]
-    targets = np.array([VISEMES[v].target for v in names])  # (N, P)
-    dom = np.array([VISEMES[v].dominance for v in names])[:, _GROUP]  # (N, P)
+    which = np.array([VISEME_NAMES.index(v) for v in names])
+    onehot = np.eye(len(VISEME_NAMES))[which]  # (N, V)
+    dom = np.array([VISEMES[v].dominance for v in names])  # (N, 2)
     reach = np.where([n == "sil" for n in names], 2 * REACH_S, REACH_S)  # rest comes on gently
     start = phones.starts - ANTICIPATION_S
     end = np.maximum(phones.ends - ANTICIPATION_S, start + 1.0 / fps)
-    out = np.empty((n_frames, len(MOUTH)))
     horizon = 4 * 2 * REACH_S  # beyond this a segment's weight is nil (e^-16)
     for b0 in range(0, n_frames, BLOCK):  # frames in blocks, against nearby segments only: linear in length
         tb = t[b0:b0 + BLOCK]
@@ -102,10 +114,26 @@ def blend(phones: Phones, n_frames: int, fps: float, first: int = 0) -> dict[str
         # Distance of each frame outside each segment, in s (0 inside).
         dist = np.maximum(0.0, np.maximum(start[None, lo:hi] - tb[:, None], tb[:, None] - end[None, lo:hi]))
         fall = np.exp(-((dist / reach[None, lo:hi]) ** 2))  # (B, n)
-        weights = fall[:, :, None] * dom[None, lo:hi, :]  # (B, n, P)
+        w = np.einsum("bn,ng,nv->bgv", fall, dom[lo:hi], onehot[lo:hi])
         # A faint rest prior: far from any segment (before the first, after the last) lips rest.
-        out[b0:b0 + BLOCK] = ((weights * targets[None, lo:hi]).sum(1) + REST_PRIOR * rest) / (weights.sum(1) + REST_PRIOR)
-    _close_bilabials(out, names, start, end, fps, first)
+        w[:, :, _SIL] += REST_PRIOR
+        out[b0:b0 + BLOCK] = w / w.sum(axis=2, keepdims=True)
+    return out
+
+
+def blend(phones: Phones, n_frames: int, fps: float, first: int = 0,
+          targets: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per-frame mouth targets (MOUTH order) for frames first .. first+n_frames-1 from phones
+    (timed from frame 0), with coarticulation and closures. `targets` (V, P) defaults to the
+    VISEMES table."""
+    table = target_table() if targets is None else targets
+    w = viseme_weights(phones, n_frames, fps, first)
+    out = np.einsum("tgv,vp->tgp", w, table)[:, _GROUP, np.arange(len(MOUTH))]
+    if len(phones):
+        names = [viseme_of(p) for p in phones.labels]
+        start = phones.starts - ANTICIPATION_S
+        end = np.maximum(phones.ends - ANTICIPATION_S, start + 1.0 / fps)
+        _close_bilabials(out, names, start, end, fps, first)
     return {name: out[:, k] for k, name in enumerate(MOUTH)}
 
 

@@ -1,0 +1,434 @@
+"""Fit the motion generator's constants to real speakers, and say how well they fit.
+
+    .venv/bin/python tools/fit_motion.py                    # fit and print; nothing written
+    .venv/bin/python tools/fit_motion.py --write            # ... and write facetalk/motion/fitted.json
+    .venv/bin/python tools/fit_motion.py --videos DIR --cache /tmp/fit_cache
+
+Every real talking clip in DIR (default ../shared/eval/video_real) is tracked and encoded by
+`motion.encode` into the very coefficients the generator writes (head angles, jawOpen,
+lowerLipDown, mouthSmile, browInnerUp, ...), and its sound goes through the generator's own audio
+features. Then, with the generator's structure fixed, its constants are solved for:
+
+- mouth: the per-viseme targets of every mouth coefficient by bounded least squares *through the
+  generator's coarticulation* (the blend is linear in the targets, `visemes.viseme_weights`), with
+  the loudness gain's floor by a line search; least squares on noisy phones shrinks the motion
+  towards its mean, so the opening coefficients are then scaled until the generated lip-gap spread
+  matches the real one (mean of per-clip ratios = 1);
+- head: how fast and how steeply the engagement (a slow follower of the voice activity) grows,
+  and its floor, by a grid search; for each, the per-angle amplitude that makes the mean
+  log ratio of generated to real spread zero; the structure with the smallest RMS log ratio wins;
+- expressions: the amplitude (and, for smiles, the chance per phrase) that matches the spread of
+  the real slow smile, the brow raise and the eye widening.
+
+Clips in HELD_OUT are kept out of every fit and reported separately. Stochastic parts are averaged
+over SEEDS seeds. The run takes ~1 minute (encoding is cached in --cache).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import pickle
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+from scipy.optimize import lsq_linear
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from facetalk.audio.features import Features  # noqa: E402
+from facetalk.motion import fitted as fitted_module  # noqa: E402
+from facetalk.motion.brows import BrowMotion  # noqa: E402
+from facetalk.motion.expressions import SmileMotion  # noqa: E402
+from facetalk.motion.filters import Follower  # noqa: E402
+from facetalk.motion.head import ANGLES, HeadMotion  # noqa: E402
+from facetalk.motion.mouth import ATTACK_S, RELEASE_S, MouthMotion  # noqa: E402
+from facetalk.motion.track import COLUMNS  # noqa: E402
+from facetalk.motion.visemes import _GROUP, MOUTH, VISEME_NAMES, VISEMES, target_table, viseme_weights  # noqa: E402
+
+FPS = 25.0
+HELD_OUT = ("v05_retalking_man_suit", "v10_liveportrait_man_speech", "v16_grid_brbk7n_woman", "v21_grid_sbia1a_man")
+SKIP = ("v03_syncnet_example_offset3",)  # v04's frames with the sound 3 frames late: v04 stands for both
+VIDEO_EXT = {".mp4", ".avi", ".mpg", ".mov", ".mkv", ".webm"}
+SEEDS = 8
+ENCODING_CODE = ("face/basis.py", "motion/encode.py", "face/track.py", "face/pose.py", "audio/features.py",
+                 "audio/phones.py", "audio/pitch.py")  # a change here re-encodes the clips
+RIDGE = 2.0  # pull of each viseme target towards its authored value (phonetics where data is thin)
+FIXED = {("PP", "jawOpen"), ("PP", "lowerLipDown"), ("PP", "mouthFunnel"), ("PP", "upperLipUp")}  # shut lips
+OPENING = ("jawOpen", "lowerLipDown", "upperLipUp")  # fitted, and what the lip-gap spread is matched with
+# The lip shapes (press, funnel, pucker, stretch) keep their authored targets: the encoder tells them
+# apart from each other and from a smile only weakly (overlapping fields under a ridge), and fitted
+# they fade towards a mean mouth that rounds and spreads for nothing.
+GAINED = ("jawOpen", "lowerLipDown")  # what the loudness gain scales (as MouthMotion does)
+SMILE_SMOOTH_S, BROW_SMOOTH_S = 0.5, 0.1  # the slow part of a smile; a brow raise without jitter
+_C = {name: i for i, name in enumerate(COLUMNS)}
+
+
+@dataclass
+class Clip:
+    name: str
+    real: np.ndarray  # (T, len(COLUMNS)) encoded motion at FPS
+    features: Features
+
+    @property
+    def held_out(self) -> bool:
+        return self.name in HELD_OUT
+
+
+def gather(videos: Path, cache: Path) -> list[Clip]:
+    """Every clip encoded and its sound analysed (cached by the file's size and mtime and a digest
+    of the encoding code)."""
+    from facetalk.pipeline import encode_driving, features_from_audio
+
+    cache.mkdir(parents=True, exist_ok=True)
+    code = hashlib.sha1(b"".join((ROOT / "facetalk" / f).read_bytes() for f in ENCODING_CODE)).hexdigest()[:10]
+    clips = []
+    for path in sorted(p for p in videos.iterdir() if p.suffix.lower() in VIDEO_EXT and p.stem not in SKIP):
+        st = path.stat()
+        key = cache / f"{path.stem}-{st.st_size}-{int(st.st_mtime)}-{code}.pkl"
+        if key.exists():
+            real, features = pickle.loads(key.read_bytes())
+        else:
+            real = encode_driving(path, fps=FPS).track.values
+            features = features_from_audio(path, FPS)
+            key.write_bytes(pickle.dumps((real, features)))
+        n = min(len(real), len(features))
+        clips.append(Clip(path.stem, real[:n].astype(np.float64), features.frames(0, n)))
+    return clips
+
+
+# --- the lip gap: what the evaluation's mouth opening measures -------------------------------------
+
+def gap_per_unit() -> dict[str, float]:
+    """Inner-lip gap (cm) each mouth coefficient opens at 1, on the built-in portrait's face."""
+    from facetalk.face.basis import build_basis, mouth_close
+    from facetalk.motion.encode import lip_gap
+    from facetalk.motion.track import EXPRESSIONS
+    from facetalk.pipeline import rig_from_photo
+
+    rig, _ = rig_from_photo(ROOT / "facetalk" / "assets" / "portrait.png")
+    shut = rig.shape + mouth_close(rig.shape)
+    basis = build_basis(shut)
+    return {name: float(lip_gap(shut + basis[EXPRESSIONS.index(name)]) - lip_gap(shut)) for name in
+            ("jawOpen", "lowerLipDown", "upperLipUp", "mouthFunnel", "mouthPucker", "mouthPress", "mouthStretchL",
+             "mouthSmileL")}
+
+
+def lip_gap(values: np.ndarray, per_unit: dict[str, float]) -> np.ndarray:
+    """(T,) lip gap in cm of a motion track (T, COLUMNS): the coefficients' openings summed."""
+    gap = np.zeros(len(values))
+    for name, g in per_unit.items():
+        both = name.replace("L", "") if name.endswith("L") else None
+        if both:  # a left/right pair: each opens half of what the symmetric pair opens
+            gap += g * (values[:, _C[name]] + values[:, _C[both + "R"]]) / 2
+        else:
+            gap += g * values[:, _C[name]]
+    return gap
+
+
+def real_mouth(real: np.ndarray) -> np.ndarray:
+    """(T, P) the encoded mouth in MOUTH order (mouthStretch: the mean of both sides)."""
+    cols = []
+    for name in MOUTH:
+        if name == "mouthStretch":
+            cols.append((real[:, _C["mouthStretchL"]] + real[:, _C["mouthStretchR"]]) / 2)
+        else:
+            cols.append(real[:, _C[name]])
+    return np.column_stack(cols)
+
+
+# --- mouth ------------------------------------------------------------------------------------------
+
+def mouth_track(clip: Clip, targets: np.ndarray, gain: tuple[float, float]) -> np.ndarray:
+    """(T, COLUMNS) the generator's mouth for a clip (other columns neutral)."""
+    f = clip.features
+    curves = MouthMotion(FPS, targets, gain).run(f.phones, f.loudness, f.brightness, f.active)
+    out = np.zeros((len(f), len(COLUMNS)))
+    for name, curve in curves.items():
+        out[:, _C[name]] = curve
+    return out
+
+
+def best_lag(clip: Clip, targets: np.ndarray, gain: tuple[float, float], per_unit: dict[str, float],
+             max_lag: int = 2) -> int:
+    """Frames the real lips trail the generated ones (within ±max_lag): a clip's own AV offset."""
+    real, gen = lip_gap(clip.real, per_unit), lip_gap(mouth_track(clip, targets, gain), per_unit)
+    n = len(real)
+
+    def r(k: int) -> float:
+        a, b = (real[k:], gen[:n - k]) if k >= 0 else (real[:n + k], gen[-k:])
+        return float(np.corrcoef(a, b)[0, 1])
+    return max(range(-max_lag, max_lag + 1), key=lambda k: (r(k), -abs(k)))
+
+
+def shift(x: np.ndarray, k: int) -> np.ndarray:
+    """x moved k frames earlier (edge held): the real lips aligned to the sound."""
+    if k == 0:
+        return x
+    idx = np.clip(np.arange(len(x)) + k, 0, len(x) - 1)
+    return x[idx]
+
+
+def fit_viseme_targets(clips: list[Clip], lags: dict[str, int], floor: float) -> tuple[np.ndarray, float]:
+    """Bounded ridge least squares of every mouth coefficient's viseme targets; (table, residual)."""
+    prior = target_table()
+    table = prior.copy()
+    total = 0.0
+    sil = VISEME_NAMES.index("sil")
+    blocks = []
+    for clip in clips:
+        f = clip.features
+        w = viseme_weights(f.phones, len(f), FPS) if f.phones is not None else None
+        if w is None:
+            continue
+        level = Follower(FPS, ATTACK_S, RELEASE_S).run(f.loudness.astype(np.float64))
+        gain = np.clip(floor + (1 - floor) * level, 0.0, 1.6)
+        blocks.append((w, gain, shift(real_mouth(clip.real), lags[clip.name]), 1.0 / np.sqrt(len(f))))
+    for p, name in enumerate(MOUTH):
+        if name not in OPENING:
+            continue
+        rows, rhs = [], []
+        for w, gain, real, weight in blocks:
+            g = gain if name in GAINED else np.ones(len(gain))
+            rows.append(weight * g[:, None] * w[:, _GROUP[p], :])
+            rhs.append(weight * real[:, p])
+        a, b = np.vstack(rows), np.concatenate(rhs)
+        free = [v for v in range(len(VISEME_NAMES)) if v != sil and (VISEME_NAMES[v], name) not in FIXED]
+        fixed = [v for v in range(len(VISEME_NAMES)) if v not in free]
+        b = b - a[:, fixed] @ prior[fixed, p]
+        ridge = np.sqrt(RIDGE / len(VISEME_NAMES)) * np.eye(len(free))
+        sol = lsq_linear(np.vstack([a[:, free], ridge]), np.concatenate([b, ridge @ prior[free, p]]),
+                         bounds=(0.0, 1.0), method="bvls")
+        table[free, p] = sol.x
+        total += float(np.sum((a[:, free] @ sol.x - b) ** 2))
+    return table, total
+
+
+def fit_mouth(clips: list[Clip], per_unit: dict[str, float], start: tuple[np.ndarray, tuple[float, float]]
+              ) -> tuple[np.ndarray, tuple[float, float], dict[str, int]]:
+    targets, gain = start
+    lags = {c.name: best_lag(c, targets, gain, per_unit) for c in clips}
+    best = None
+    # The real lips follow the phones more than the loudness: the residual falls all the way to a
+    # constant gain (floor 1). The floor stops at 0.8 (2 % more residual than 1.0 on these clips), so
+    # a fifth of the opening stays on the loudness, which a live stream knows exactly while its
+    # phones are still being read.
+    for floor in (0.2, 0.35, 0.5, 0.65, 0.8):
+        table, residual = fit_viseme_targets(clips, lags, floor)
+        if best is None or residual < best[1]:
+            best = (table, residual, floor)
+    table, _, floor = best
+    gain = (floor, 1.0 - floor)
+    # Least squares on noisy phones shrinks the motion towards its mean: widen the opening until
+    # the generated lip-gap spread is the real one (mean of per-clip ratios 1).
+    ratios = [lip_gap(mouth_track(c, table, gain), per_unit).std() / lip_gap(c.real, per_unit).std() for c in clips]
+    scale = 1.0 / float(np.mean(ratios))
+    for name in OPENING:
+        p = MOUTH.index(name)
+        table[:, p] = np.clip(table[:, p] * scale, 0.0, 1.0)
+    return table, gain, lags
+
+
+# --- head -------------------------------------------------------------------------------------------
+
+def head_sd(clip: Clip, params: dict) -> np.ndarray:
+    """(3,) generated yaw, pitch, roll spread, RMS over SEEDS seeds."""
+    f = clip.features
+    out = []
+    for seed in range(SEEDS):
+        h = HeadMotion(FPS, np.random.default_rng(seed), params)
+        nxt = float(f.loudness[-1])
+        curves = h.run(f.active, f.loudness, nxt)
+        out.append([curves[k].std() for k in ANGLES])
+    return np.sqrt(np.mean(np.square(out), axis=0))
+
+
+def real_head_sd(clip: Clip) -> np.ndarray:
+    return np.array([clip.real[:, _C[k]].std() for k in ANGLES])
+
+
+def fit_head(clips: list[Clip], start: dict) -> tuple[dict, float]:
+    real = np.log(np.array([real_head_sd(c) for c in clips]))
+    best = None
+    for engage_s in (2.0, 4.0, 6.0, 9.0, 13.0):
+        for power in (1.0, 2.0, 3.0, 4.0):
+            for floor in (0.02, 0.05, 0.1, 0.2):
+                unit = {"drift_sd": {k: 1.0 for k in ANGLES}, "turn_sd": {k: 1.0 for k in ANGLES},
+                        "nod_deg": start["nod_deg"] / start["drift_sd"]["pitch"], "engage_s": engage_s,
+                        "power": power, "floor": floor}
+                gen = np.log(np.array([head_sd(c, unit) for c in clips]))
+                log_scale = (real - gen).mean(axis=0)
+                rms = float(np.sqrt(np.mean((gen + log_scale - real) ** 2)))
+                if best is None or rms < best[1]:
+                    best = (unit, rms, np.exp(log_scale))
+    unit, rms, scale = best
+    params = {"drift_sd": {k: round(float(s), 3) for k, s in zip(ANGLES, scale)},
+              "turn_sd": {k: round(float(s), 3) for k, s in zip(ANGLES, scale)},
+              "nod_deg": round(float(unit["nod_deg"] * scale[1]), 3), "engage_s": unit["engage_s"],
+              "power": unit["power"], "floor": unit["floor"]}
+    return params, rms
+
+
+# --- expressions ------------------------------------------------------------------------------------
+
+def _engagement(clip: Clip, head: dict) -> np.ndarray:
+    h = HeadMotion(FPS, np.random.default_rng(0), head)
+    h.run(clip.features.active, clip.features.loudness, 0.0)
+    return h.amplitude
+
+
+def smile_sd(clip: Clip, params: dict, head: dict) -> float:
+    f = clip.features
+    pitch = f.pitch_hz if f.pitch_hz is not None else np.zeros(len(f))
+    e, one = _engagement(clip, head), np.ones(len(f))
+    sds = [SmileMotion(FPS, np.random.default_rng(s), params).run(f.active, pitch, e, one)["mouthSmileL"].std()
+           for s in range(SEEDS)]
+    return float(np.sqrt(np.mean(np.square(sds))))
+
+
+def brow_curves(clip: Clip, params: dict, head: dict) -> dict[str, np.ndarray]:
+    f = clip.features
+    pitch = f.pitch_hz if f.pitch_hz is not None else np.zeros(len(f))
+    nxt_p, nxt_l = np.r_[pitch[1:], 0.0], np.r_[f.loudness[1:], 0.0]
+    e, one = _engagement(clip, head), np.ones(len(f))
+    b = BrowMotion(FPS, params)
+    return b.run(pitch, f.loudness, 0.0, 0.0, f.active, e, one) if len(f) else {}
+
+
+def real_expression_sd(clip: Clip) -> dict[str, float]:
+    smile = (clip.real[:, _C["mouthSmileL"]] + clip.real[:, _C["mouthSmileR"]]) / 2
+    return {"smile": float(gaussian_filter1d(smile, SMILE_SMOOTH_S * FPS).std()),
+            "brow": float(gaussian_filter1d(clip.real[:, _C["browInnerUp"]], BROW_SMOOTH_S * FPS).std()),
+            "wide": float(gaussian_filter1d(clip.real[:, _C["eyeWide"]], BROW_SMOOTH_S * FPS).std())}
+
+
+def fit_expression(clips: list[Clip], head: dict) -> tuple[dict, dict[str, float]]:
+    real = [real_expression_sd(c) for c in clips]
+    best = None
+    for chance in (0.3, 0.5, 0.7, 0.9):
+        unit = {"smile": 1.0, "smile_chance": chance}
+        gen = np.array([smile_sd(c, unit, head) for c in clips])
+        ok = gen > 1e-4
+        log_scale = float(np.mean(np.log([r["smile"] for r, o in zip(real, ok) if o]) - np.log(gen[ok])))
+        rms = float(np.sqrt(np.mean((np.log(gen[ok]) + log_scale - np.log([r["smile"] for r, o in zip(real, ok) if o])) ** 2)))
+        if best is None or rms < best[1]:
+            best = (chance, rms, float(np.exp(log_scale)))
+    chance, smile_rms, smile = best
+    out = {"smile": round(min(smile, 1.0), 3), "smile_chance": chance}
+    rms = {"smile": smile_rms}
+    best = None
+    for floor in (0.05, 0.15, 0.3, 0.5):
+        unit = {"smile": 1.0, "smile_chance": chance, "brow": 1.0, "wide": 1.0, "brow_floor": floor}
+        curves = [brow_curves(c, unit, head) for c in clips]
+        fit = {"brow_floor": floor}
+        err = {}
+        for key, column in (("brow", "browInnerUp"), ("wide", "eyeWide")):
+            gen = np.array([c[column].std() for c in curves])
+            ok = gen > 1e-4
+            r = np.array([x[key] for x in real])
+            log_scale = float(np.mean(np.log(r[ok]) - np.log(gen[ok]))) if ok.any() else 0.0
+            fit[key] = round(min(float(np.exp(log_scale)), 1.0), 3)
+            err[key] = float(np.sqrt(np.mean((np.log(gen[ok]) + log_scale - np.log(r[ok])) ** 2))) if ok.any() else np.inf
+        if best is None or err["brow"] < best[1]["brow"]:
+            best = (fit, err)
+    out.update(best[0])
+    rms.update(best[1])
+    return out, rms
+
+
+# --- report -----------------------------------------------------------------------------------------
+
+def figures(clips: list[Clip], f: fitted_module.Fitted, per_unit: dict[str, float]) -> list[dict]:
+    """Per clip: generated / real spread of the lip gap, smile, brows and head, and the lip gap's r."""
+    rows = []
+    head, expr = f.head, f.expression
+    for c in clips:
+        gen_gap = lip_gap(mouth_track(c, f.visemes, f.mouth_gain), per_unit)
+        real_gap = lip_gap(c.real, per_unit)
+        r = real_expression_sd(c)
+        b = brow_curves(c, expr, head)
+        rows.append({
+            "clip": c.name, "held_out": c.held_out,
+            "gap_sd": gen_gap.std() / real_gap.std(), "gap_r": float(np.corrcoef(gen_gap, real_gap)[0, 1]),
+            "smile_sd": smile_sd(c, expr, head) / max(r["smile"], 1e-6),
+            "brow_sd": b["browInnerUp"].std() / max(r["brow"], 1e-6),
+            **{f"{k}_sd": float(g / rr) for k, g, rr in zip(ANGLES, head_sd(c, head), real_head_sd(c))},
+        })
+    return rows
+
+
+def print_figures(title: str, rows: list[dict]) -> None:
+    keys = ("gap_sd", "gap_r", "smile_sd", "brow_sd", "yaw_sd", "pitch_sd", "roll_sd")
+    print(f"\n{title} (generated / real spread per clip; gap_r: Pearson r of the lip gaps)")
+    print(f"  {'clip':32s}" + "".join(f"{k:>10s}" for k in keys))
+    for group, name in ((False, "fitted on"), (True, "held out")):
+        sel = [r for r in rows if r["held_out"] == group]
+        if not sel:
+            continue
+        for r in sel:
+            print(f"  {r['clip'][:32]:32s}" + "".join(f"{r[k]:10.2f}" for k in keys))
+        mean = {k: np.mean([r[k] for r in sel]) for k in keys}
+        typical = {k: np.exp(np.sqrt(np.mean([np.log(r[k]) ** 2 for r in sel]))) for k in keys if k.endswith("_sd")}
+        print(f"  {'mean, ' + name:32s}" + "".join(f"{mean[k]:10.2f}" for k in keys))
+        print(f"  {'typical factor, ' + name:32s}" + "".join(f"{typical[k]:10.2f}" if k in typical else f"{'':10s}"
+                                                            for k in keys))
+
+
+def to_json(table: np.ndarray, gain: tuple[float, float], head: dict, expression: dict, fit: list[str],
+            held: list[str]) -> dict:
+    return {
+        "source": "tools/fit_motion.py over ../shared/eval/video_real",
+        "fitted_on": fit, "held_out": held,
+        "visemes": {v: {p: round(float(table[i, k]), 3) for k, p in enumerate(MOUTH)} for i, v in enumerate(VISEME_NAMES)},
+        "mouth": {"gain_floor": round(gain[0], 3), "gain_slope": round(gain[1], 3)},
+        "head": head, "expression": expression,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--videos", type=Path, default=ROOT.parent / "shared" / "eval" / "video_real")
+    ap.add_argument("--cache", type=Path, default=Path("/tmp/facetalk_fit_cache"))
+    ap.add_argument("--write", action="store_true", help="write facetalk/motion/fitted.json")
+    args = ap.parse_args(argv)
+    if not args.videos.is_dir():
+        print(f"fit_motion: no clips at {args.videos} (the evaluation material ../shared/eval is absent); nothing to fit")
+        return 0
+    clips = gather(args.videos, args.cache)
+    fit = [c for c in clips if not c.held_out]
+    per_unit = gap_per_unit()
+    before = fitted_module.fitted()
+    print(f"{len(fit)} clips to fit, {len(clips) - len(fit)} held out ({', '.join(HELD_OUT)})")
+    print("lip gap (cm) per unit coefficient:", {k: round(v, 3) for k, v in per_unit.items()})
+
+    table, gain, lags = fit_mouth(fit, per_unit, (before.visemes, before.mouth_gain))
+    print("\nmouth: AV lag of each real clip (frames the lips trail the sound):", lags)
+    print(f"mouth: loudness gain = {gain[0]:.2f} + {gain[1]:.2f} * loudness")
+    print("mouth: viseme targets (" + ", ".join(MOUTH) + ")")
+    for i, v in enumerate(VISEME_NAMES):
+        authored = VISEMES[v].target
+        print(f"  {v:6s} " + " ".join(f"{table[i, k]:5.2f}" for k in range(len(MOUTH)))
+              + "   (authored " + " ".join(f"{x:4.2f}" for x in authored) + ")")
+    head, head_rms = fit_head(fit, before.head)
+    print(f"\nhead: {head} (RMS log ratio {head_rms:.2f})")
+    expression, expr_rms = fit_expression(fit, head)
+    print(f"expressions: {expression} (RMS log ratio {', '.join(f'{k} {v:.2f}' for k, v in expr_rms.items())})")
+
+    data = to_json(table, gain, head, expression, [c.name for c in fit], [c.name for c in clips if c.held_out])
+    after = fitted_module.parse(data)
+    print_figures("BEFORE (the constants shipped now)", figures(clips, before, per_unit))
+    print_figures("AFTER (the constants just fitted)", figures(clips, after, per_unit))
+    if args.write:
+        path = ROOT / "facetalk" / "motion" / "fitted.json"
+        path.write_text(json.dumps(data, indent=1) + "\n")
+        print(f"\nwrote {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
