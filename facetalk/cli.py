@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from importlib import resources
 from typing import TYPE_CHECKING
 
@@ -19,6 +22,41 @@ if TYPE_CHECKING:
 
 DEMO_PORTRAIT = "portrait.png"  # public-domain NASA photo (see facetalk/assets/SOURCES.md)
 DEMO_VOICE = "voice.wav"  # made by tools/make_demo_voice.sh
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP, raised in the main thread like Ctrl-C's KeyboardInterrupt, so that the
+    writers' cleanup (temporary files) runs on the way out. A BaseException, so that no
+    ``except Exception`` swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextmanager
+def _signals_raise() -> Iterator[None]:
+    """While the body runs, SIGTERM and SIGHUP raise Terminated (once: a second signal while
+    cleaning up is ignored, so it cannot cut the cleanup short). The previous handlers come back
+    afterwards. `serve` does not use this: uvicorn handles the signals itself."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    signums = (signal.SIGTERM, signal.SIGHUP)
+
+    def handler(signum: int, frame: object) -> None:
+        for s in signums:
+            signal.signal(s, signal.SIG_IGN)
+        raise Terminated(signum)
+
+    # A signal ignored by whoever started us (nohup ignores SIGHUP) stays ignored.
+    signums = tuple(s for s in signums if signal.getsignal(s) is not signal.SIG_IGN)
+    previous = {s: signal.signal(s, handler) for s in signums}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 def _progress_bar(enabled: bool):
@@ -254,6 +292,17 @@ def _serve(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return _run(args)
+    try:
+        with _signals_raise():
+            return _run(args)
+    except Terminated as exc:  # the writers have removed their temporary files on the way here
+        print(f"facetalk: terminated by {exc}", file=sys.stderr)
+        return 128 + exc.signum
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         if args.command == "generate":
             _render(args.image, args.audio, args)

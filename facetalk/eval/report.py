@@ -23,7 +23,7 @@ from urllib.parse import quote
 import numpy as np
 
 from facetalk.eval.series import ClipSeries
-from facetalk.media._files import create_partial_file, remove_quietly
+from facetalk.media._files import check_output_path, create_partial_file, remove_quietly, replace_output
 
 METRICS: tuple[str, ...] = (
     "mouth_corr",
@@ -240,10 +240,11 @@ def _jsonable(obj: Any) -> Any:
 
 def _write_atomically(final: Path, write: Callable[[Path], None]) -> None:
     """Run ``write(tmp)`` and move the result onto ``final``: readers see the old file or the new, never half."""
+    final = check_output_path(final)
     tmp = create_partial_file(final, final.suffix)
     try:
         write(tmp)
-        os.replace(tmp, final)
+        replace_output(tmp, final)
     except BaseException:
         remove_quietly(tmp)
         raise

@@ -22,6 +22,7 @@ from facetalk.eval.dlib_face import DlibFace
 from facetalk.eval.measure import find_reference, measure_clip
 from facetalk.eval.metrics import clip_metrics, paired_metrics
 from facetalk.eval.report import contact_sheet, mean_metrics, plot_clip, plot_path, sheet_path, write_report
+from facetalk.media._files import check_output_path
 from facetalk.media.audio import SAMPLE_RATE, read_audio
 from facetalk.media.image import write_image
 from facetalk.motion.controls import Controls
@@ -133,6 +134,7 @@ def loudest_dbfs(samples: np.ndarray, rate: int = SAMPLE_RATE) -> float:
 
 def write_wav(path: Path, samples: np.ndarray, rate: int) -> Path:
     pcm = np.round(np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
+    check_output_path(path)  # a device or pipe under this name is refused, not written into
     with wave.open(str(path), "wb") as f:
         f.setnchannels(1)
         f.setsampwidth(2)

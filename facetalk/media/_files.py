@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import stat
 from pathlib import Path
 
 import av
@@ -51,22 +52,71 @@ def check_input_file(path: str | os.PathLike[str], what: str, hint: str) -> Path
 
 
 def check_output_path(path: str | os.PathLike[str]) -> Path:
-    """Fail before any work is done if ``path`` cannot be written.
+    """Fail before any work is done if ``path`` cannot be written; return the file to replace.
 
     Rendering can take minutes; finding out afterwards that the folder was misspelt wastes them.
+
+    Outputs are written to a temporary file beside the target and renamed over it, so only a
+    regular file (or nothing) may stand at the target: a device, FIFO or socket there is refused
+    (renaming over ``/dev/null`` would replace the device node itself). A symbolic link is
+    followed, as a shell's ``>`` does: its final target must be a regular file, which is replaced
+    in its own folder (the link keeps pointing at it); a link to nothing or to a non-regular file
+    is refused. The returned path is that target (``path`` itself when it is not a link).
     """
     p = Path(path)
-    parent = p.parent if str(p.parent) else Path(".")
     hint = "choose another output path"
-    if p.is_dir():
-        raise FacetalkError(f"cannot write '{p}': it is an existing folder; {hint}")
+    try:
+        is_link = stat.S_ISLNK(os.lstat(p).st_mode)
+    except OSError:
+        is_link = False
+    target = p
+    if is_link:
+        target = Path(os.path.realpath(p))
+        if not os.path.lexists(target) or os.path.islink(target):  # dangling, or a loop
+            raise FacetalkError(f"cannot write '{p}': it is a symbolic link to '{target}', which does not "
+                                f"exist (links are followed only to an existing file); {hint}")
+    _check_kind(p, target, hint)
+    parent = target.parent if str(target.parent) else Path(".")
     if not parent.exists():
         raise FacetalkError(f"cannot write '{p}': directory '{parent}' does not exist; {hint}")
     if not parent.is_dir():
         raise FacetalkError(f"cannot write '{p}': '{parent}' is not a directory; {hint}")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise FacetalkError(f"cannot write '{p}': directory '{parent}' is not writable; {hint}")
-    return p
+    return target
+
+
+def _check_kind(p: Path, target: Path, hint: str) -> None:
+    """Refuse a target that exists and is not a regular file (``p`` is what the user typed)."""
+    try:
+        mode = os.lstat(target).st_mode
+    except (FileNotFoundError, NotADirectoryError):  # nothing there; the folder checks follow
+        return
+    except OSError as exc:
+        raise FacetalkError(f"cannot write '{p}': {one_line(exc.strerror or exc)}; {hint}") from None
+    if stat.S_ISREG(mode):
+        return
+    via = f" (a symbolic link to '{target}')" if target != p else ""
+    if stat.S_ISDIR(mode):
+        raise FacetalkError(f"cannot write '{p}'{via}: it is an existing folder; {hint}")
+    raise FacetalkError(f"cannot write '{p}'{via}: it is {_KINDS.get(stat.S_IFMT(mode), 'not a regular file')}, "
+                        f"and only a regular file is replaced; {hint}")
+
+
+_KINDS = {stat.S_IFCHR: "a device (character special file)",
+          stat.S_IFBLK: "a device (block special file)", stat.S_IFIFO: "a named pipe (FIFO)",
+          stat.S_IFSOCK: "a socket"}
+
+
+def replace_output(tmp: Path, final: Path) -> None:
+    """Move the finished temporary file onto ``final`` (as returned by check_output_path).
+
+    The target's kind is checked again first: something other than a regular file may have
+    appeared there while the output was being made. A failure leaves ``tmp`` for the caller to
+    remove.
+    """
+    _check_kind(final, final, "choose another output path")
+    os.replace(tmp, final)
 
 
 def create_partial_file(final: Path, suffix: str) -> Path:

@@ -23,6 +23,7 @@ from facetalk.media._files import (
     create_partial_file,
     one_line,
     remove_quietly,
+    replace_output,
 )
 
 # A 40-megapixel photo (e.g. 7300×5500) decodes to 120 MB of RGB. Anything bigger is either a
@@ -89,7 +90,7 @@ def write_image(path: str | os.PathLike[str], rgb: np.ndarray) -> None:
     tmp = create_partial_file(p, p.suffix)
     try:
         img.save(tmp, format=fmt, **options)
-        os.replace(tmp, p)
+        replace_output(tmp, p)
     except OSError as exc:
         remove_quietly(tmp)
         raise FacetalkError(

@@ -29,6 +29,7 @@ from facetalk.media._files import (
     one_line,
     open_media,
     remove_quietly,
+    replace_output,
 )
 from facetalk.media.audio import decode_audio_frames, open_audio_input, resample_frames
 
@@ -294,7 +295,7 @@ class VideoWriter:
             self._audio_in = None
         self._out.close()  # type: ignore[union-attr]
         self._out = None
-        os.replace(self._tmp, self.path)  # type: ignore[arg-type]
+        replace_output(self._tmp, self.path)  # type: ignore[arg-type]
         self._tmp = None
         self._finished = True
 

@@ -26,6 +26,11 @@ class ServerConfig:
     record: keep each live session's sound and frames for `GET /recordings/{id}.mp4`.
     max_recordings, recording_ttl_s: finished recordings kept; each is deleted after its first
         download or after recording_ttl_s, whichever comes first.
+    header_timeout_s: a connection's request line and headers must all arrive within this time (after
+        it opens, or after the previous response); else it is closed.
+    body_timeout_s, min_upload_rate: each part of a request body must arrive within body_timeout_s,
+        and the body must average min_upload_rate bytes/s after the first body_timeout_s; else 408
+        and the connection is closed (a stalled or trickling client cannot hold it for ever).
     warm: analyse the built-in portrait and run a throw-away session at start-up, so the first
         user's first frame does not pay for loading MediaPipe and the phone recogniser.
     workdir: where uploads, renders and recordings live while needed (default: a new temp folder,
@@ -45,6 +50,9 @@ class ServerConfig:
     record: bool = True
     max_recordings: int = 8
     recording_ttl_s: float = 600.0
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 15.0
+    min_upload_rate: float = 1024.0
     warm: bool = True
     workdir: Path | None = None
 
@@ -53,6 +61,7 @@ class ServerConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("max_photo_bytes", "max_audio_bytes", "max_render_seconds", "max_live_seconds",
-                     "idle_timeout_s", "recording_ttl_s"):
+                     "idle_timeout_s", "recording_ttl_s", "header_timeout_s", "body_timeout_s",
+                     "min_upload_rate"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")

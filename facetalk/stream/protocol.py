@@ -32,6 +32,12 @@ _IMAGE_MAGIC = ((b"\xff\xd8\xff", "jpeg"), (b"\x89PNG\r\n\x1a\n", "png"))
 
 _CONTROL_FIELDS = {f.name: f.type for f in dataclasses.fields(Controls)}
 
+# Every JSON text the server reads is a small controls object or message: `{"controls": {"gaze":
+# [10, -5]}}` nests 3 deep and takes ~200 characters. Anything far beyond is refused before it is
+# parsed, so a hostile text (a million "[") cannot exhaust the parser's recursion or the memory.
+MAX_JSON_CHARS = 4096
+MAX_JSON_DEPTH = 8
+
 
 class ProtocolError(ValueError):
     """A client message the server cannot use; its text is sent back as one line."""
@@ -62,10 +68,49 @@ def decode_frame(message: bytes) -> tuple[int, float, np.ndarray]:
     return index, time, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+def loads_bounded(text: str, what: str) -> Any:
+    """``json.loads(text)`` for a short, shallow JSON text; a longer or deeper one raises
+    ProtocolError naming ``what`` ("controls", "text messages"). Invalid JSON raises ValueError."""
+    if len(text) > MAX_JSON_CHARS:
+        raise ProtocolError(f"{what} must be at most {MAX_JSON_CHARS} characters of JSON, got {len(text)}")
+    if _too_deep(text, MAX_JSON_DEPTH):
+        raise ProtocolError(f"{what} must nest at most {MAX_JSON_DEPTH} levels of [ ] and {{ }}, got more")
+    try:
+        return json.loads(text)
+    except RecursionError:  # cannot happen within the limits above; kept as a backstop
+        raise ProtocolError(f"{what} nests too deeply") from None
+
+
+def _too_deep(text: str, limit: int) -> bool:
+    """Whether the brackets outside JSON strings nest deeper than ``limit`` (a lenient scan: it only
+    has to keep deep texts away from the parser, which judges everything else)."""
+    depth = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif ch in "]}":
+            depth -= 1
+    return False
+
+
 def parse_message(text: str) -> dict[str, Any]:
     """A client's text message as a JSON object, or a ProtocolError saying what was wrong."""
     try:
-        message = json.loads(text)
+        message = loads_bounded(text, "text messages")
+    except ProtocolError:
+        raise
     except ValueError:
         raise ProtocolError(f"text messages must be JSON objects, got {_preview(text)}") from None
     if not isinstance(message, dict) or not ({"controls", "end"} & message.keys()):

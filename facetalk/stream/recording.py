@@ -9,7 +9,6 @@ lasts. At the end the two are muxed into one MP4 without re-encoding the video (
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 import threading
@@ -21,7 +20,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from facetalk.media._files import create_partial_file, remove_quietly
+from facetalk.media._files import check_output_path, create_partial_file, remove_quietly, replace_output
 from facetalk.media.audio import SAMPLE_RATE
 from facetalk.media.video import VideoWriter
 
@@ -95,6 +94,7 @@ def mux_with_audio(video: Path, audio: Path, out: Path, seconds: float, metadata
     The audio is encoded in AUDIO_BLOCK steps just ahead of the video packets it belongs with, so
     the file is interleaved (players can start it before it is all there) and memory stays flat.
     """
+    out = check_output_path(out)
     tmp = create_partial_file(out, ".mp4")
     try:
         with av.open(str(video)) as src, wave.open(str(audio), "rb") as wav, \
@@ -117,7 +117,7 @@ def mux_with_audio(video: Path, audio: Path, out: Path, seconds: float, metadata
             _encode_audio(dst, a_out, wav, done, total)
             for packet in a_out.encode(None):
                 dst.mux(packet)
-        os.replace(tmp, out)
+        replace_output(tmp, out)
     except BaseException:
         remove_quietly(tmp)
         raise

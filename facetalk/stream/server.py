@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import logging
 import os
 import re
@@ -50,8 +49,9 @@ from facetalk.stream.avatars import DEFAULT_ID, AvatarStore, StoredAvatar
 from facetalk.stream.config import ServerConfig
 from facetalk.stream.limits import BodyLimit, too_large
 from facetalk.stream.live import LiveContext, SessionSlots, serve_live
-from facetalk.stream.protocol import ProtocolError, image_kind, jpeg, updated_controls
+from facetalk.stream.protocol import ProtocolError, image_kind, jpeg, loads_bounded, updated_controls
 from facetalk.stream.recording import RecordingStore
+from facetalk.stream.timeouts import BodyTimeout, head_guarded
 
 log = logging.getLogger("facetalk.serve")
 
@@ -96,6 +96,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     app = FastAPIOffline(title="facetalk", version=__version__, lifespan=lifespan,
                   description="One portrait photo + a voice -> a talking face: MP4 renders and live streams.")
     app.add_middleware(BodyLimit, limit_for=lambda scope: _body_limit(config, scope))
+    app.add_middleware(BodyTimeout, idle_s=config.body_timeout_s, min_rate=config.min_upload_rate)  # outermost
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _internal_error)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -282,7 +283,7 @@ def _parse_controls(text: str | None) -> Controls:
     if not text:
         return Controls()
     try:
-        return updated_controls(Controls(), json.loads(text))
+        return updated_controls(Controls(), loads_bounded(text, "controls"))
     except ValueError as exc:  # ProtocolError or bad JSON
         reason = str(exc) if isinstance(exc, ProtocolError) else "it is not valid JSON"
         raise HTTPException(422, f"controls: {reason}") from None
@@ -346,11 +347,20 @@ async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": f"internal error ({type(exc).__name__}); please report it"}, status_code=500)
 
 
+def uvicorn_options(config: ServerConfig) -> dict[str, Any]:
+    """uvicorn settings besides the app, host and port: 1 MB WebSocket messages, and the slow-client
+    guard on request heads (uvicorn itself bounds only the idle time between requests)."""
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    return {"ws_max_size": 1 << 20, "http": head_guarded(AutoHTTPProtocol, config.header_timeout_s)}
+
+
 def serve(host: str = "127.0.0.1", port: int = 8000, config: ServerConfig | None = None) -> None:
     """Run the server until interrupted (uvicorn)."""
     import uvicorn
 
+    config = config or ServerConfig()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     print(f"facetalk serve: open http://{'localhost' if host in ('127.0.0.1', '0.0.0.0') else host}:{port}/ "
           "(Ctrl-C stops)", flush=True)
-    uvicorn.run(create_app(config), host=host, port=port, ws_max_size=1 << 20, log_level="info")
+    uvicorn.run(create_app(config), host=host, port=port, log_level="info", **uvicorn_options(config))
