@@ -1,0 +1,140 @@
+"""The expressive layers on literal inputs: phrases, engagement, head amplitude, smiles, brows, and
+the fitted constants keeping their phonetics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facetalk.motion.brows import BrowMotion
+from facetalk.motion.expressions import SmileMotion
+from facetalk.motion.filters import Phrases, TimedDraws
+from facetalk.motion.fitted import fitted
+from facetalk.motion.head import Engagement, HeadMotion
+from facetalk.motion.visemes import MOUTH, VISEME_NAMES
+
+FPS = 25.0
+
+
+def activity(*runs: tuple[int, float]) -> np.ndarray:
+    """Voice activity from (0 or 1, seconds) runs."""
+    return np.concatenate([np.full(int(round(s * FPS)), float(v)) for v, s in runs])
+
+
+def isolated_words(seconds: float) -> np.ndarray:
+    """A reader's isolated words: 0.4 s of voice, 0.8 s of silence, over and over."""
+    n = int(seconds / 1.2)
+    return np.tile(activity((1, 0.4), (0, 0.8)), n)
+
+
+def flowing_speech(seconds: float) -> np.ndarray:
+    """Phrases of 3 s with 0.35 s breaths between them."""
+    n = int(seconds / 3.35)
+    return np.tile(activity((1, 3.0), (0, 0.35)), n)
+
+
+def test_phrases_start_after_a_pause_and_end_after_one() -> None:
+    a = np.r_[np.zeros(25), np.ones(50), np.zeros(3), np.ones(25), np.zeros(15), np.ones(25)]
+    starts, ends = Phrases(FPS, pause_s=0.32).run(a)  # 8 frames of silence make a pause
+    assert np.flatnonzero(starts).tolist() == [25, 118]  # the 3-frame gap is no pause
+    assert starts[118] == pytest.approx(15 / FPS)  # the pause before it, in seconds
+    assert np.flatnonzero(ends).tolist() == [103 + 7]  # once the pause has lasted 8 frames
+
+
+def test_phrases_do_not_depend_on_the_chunking() -> None:
+    a = np.tile(activity((1, 0.7), (0, 0.45), (1, 0.2), (0, 0.1)), 6)
+    whole = Phrases(FPS).run(a)
+    p = Phrases(FPS)
+    parts = [p.run(a[i:i + 3]) for i in range(0, len(a), 3)]
+    assert np.array_equal(np.concatenate([s for s, _ in parts]), whole[0])
+    assert np.array_equal(np.concatenate([e for _, e in parts]), whole[1])
+
+
+def test_timed_draws_are_the_same_within_a_bucket() -> None:
+    d = TimedDraws(np.random.default_rng(1), 10, 2)
+    first = d.at(3).copy()
+    assert np.array_equal(d.at(9), first)
+    assert not np.array_equal(d.at(10), first)
+    again = TimedDraws(np.random.default_rng(1), 10, 2)
+    assert np.array_equal(again.at(25), d.at(25))  # skipping buckets draws the same sequence
+
+
+def test_engagement_grows_with_flowing_speech_not_with_isolated_words() -> None:
+    e = fitted().head
+    words = Engagement(FPS, e["engage_s"], e["power"], e["floor"]).run(isolated_words(12))
+    flow = Engagement(FPS, e["engage_s"], e["power"], e["floor"]).run(flowing_speech(12))
+    assert flow[-50:].mean() > 3 * words[-50:].mean()
+    assert words.min() >= e["floor"] - 1e-9 and flow.max() <= 1.0
+
+
+def head_spread(active: np.ndarray, seed: int) -> float:
+    loud = active * 0.7
+    out = HeadMotion(FPS, np.random.default_rng(seed)).run(active, loud, 0.0)
+    return float(np.std(out["yaw"]) + np.std(out["pitch"]))
+
+
+def test_a_calm_reader_holds_the_head_nearly_still_a_flowing_talker_moves_it() -> None:
+    calm = np.mean([head_spread(isolated_words(15), s) for s in range(6)])
+    lively = np.mean([head_spread(flowing_speech(15), s) for s in range(6)])
+    assert lively > 2.5 * calm
+
+
+def test_smiles_come_with_phrases_and_go_after_them() -> None:
+    a = np.concatenate([np.tile(activity((1, 2.5), (0, 1.2)), 5), activity((0, 4.0))])
+    pitch = np.where(a > 0.5, 180.0, 0.0)
+    one = np.ones(len(a))
+    params = {"smile": 0.6, "smile_chance": 1.0}  # every phrase smiles: the shape is what is tested
+    out = SmileMotion(FPS, np.random.default_rng(0), params).run(a, pitch, one, one)
+    smile = out["mouthSmileL"]
+    assert smile.max() > 0.3
+    assert smile[-25:].max() < 0.05  # released in the long pause
+    assert np.allclose(out["cheekRaise"], smile * 0.5) and np.allclose(out["eyeSquint"], smile * 0.4)
+    rises = np.flatnonzero(np.diff((smile > 0.15).astype(int)) == 1)
+    assert len(rises) >= 2  # they come and go, not one held grin
+
+
+def test_a_sad_face_smiles_less_than_a_neutral_one() -> None:
+    a = flowing_speech(30)
+    pitch = np.where(a > 0.5, 180.0, 0.0)
+    one = np.ones(len(a))
+
+    def total(gain: float) -> float:
+        return float(np.mean([SmileMotion(FPS, np.random.default_rng(s)).run(a, pitch, one, one * gain)["mouthSmileL"].sum()
+                              for s in range(5)]))
+    assert total(0.2) < 0.5 * total(1.0)
+
+
+def brows(pitch: np.ndarray, active: np.ndarray) -> dict[str, np.ndarray]:
+    loud = active * 0.8
+    one = np.ones(len(active))
+    params = {"brow": 0.8, "wide": 0.6, "brow_floor": 1.0}
+    return BrowMotion(FPS, params).run(pitch, loud, 0.0, 0.0, active, one, one)
+
+
+def test_a_rising_question_raises_the_brows_at_its_end() -> None:
+    a = activity((1, 1.5), (0, 1.5))
+    n = len(a)
+    rising = np.where(a > 0.5, 150.0 * 2 ** (np.clip(np.arange(n) - 25, 0, None) / 12 * 8 / 12), 0.0)
+    flat = np.where(a > 0.5, 150.0, 0.0)
+    end = int(1.5 * FPS) + int(0.3 * FPS)  # the phrase ends once 0.3 s of pause has passed
+    asked, told = brows(rising, a)["browInnerUp"], brows(flat, a)["browInnerUp"]
+    assert asked[end:end + 15].max() > 0.5 and told[end:].max() < 0.05
+
+
+def test_a_strong_accent_widens_the_eyes() -> None:
+    a = activity((1, 4.0))
+    pitch = np.full(len(a), 150.0)
+    pitch[50:56] = 150.0 * 2 ** (6 / 12)
+    out = brows(pitch, a)
+    assert out["eyeWide"][:50].max() == 0 and out["eyeWide"][52:62].max() > 0.2
+
+
+def test_fitted_visemes_keep_their_phonetics() -> None:
+    """Fitted to noisy phones, the openings must still read as their sounds."""
+    t = {v: dict(zip(MOUTH, row)) for v, row in zip(VISEME_NAMES, fitted().visemes)}
+    assert t["AA"]["jawOpen"] > t["EH"]["jawOpen"] > t["PP"]["jawOpen"]
+    assert t["AA"]["jawOpen"] > t["IY"]["jawOpen"] > t["PP"]["jawOpen"]
+    assert t["PP"]["jawOpen"] <= 0.05 and t["PP"]["lowerLipDown"] == 0 and t["PP"]["mouthPress"] > 0
+    assert t["sil"]["jawOpen"] == 0 and t["sil"]["lowerLipDown"] == 0
+    assert t["WW"]["mouthPucker"] > 0.5 and t["OW"]["mouthFunnel"] > 0.5 and t["IY"]["mouthStretch"] > 0.4
+    assert t["AA"]["jawOpen"] >= 0.5  # an open vowel drops the jaw far enough to show the teeth
