@@ -21,6 +21,33 @@ def _finite(x: float) -> float | None:
     return float(x) if x is not None and np.isfinite(x) else None
 
 
+def amplitude_metrics(s: ClipSeries) -> dict[str, float | None]:
+    """How far the face moves, not only when: the metrics a generator that moves the right way but
+    half as far would fail, while correlations and lags pass it.
+
+    Mouth opening (inner-lip gap / face height) and its pause twitch in % of the face height; brow
+    height, corner lift and mouth width in % of the inter-ocular distance; lip dynamics in 10⁻³ IOD²;
+    the eye aspect ratio as it is. Each as an sd (or range) over the clip's frames with a face;
+    brows, corners and width without landmark failures, brows and corners without the part that
+    follows the head's pitch (see `signals.expression_spread`).
+    """
+    angles = np.asarray(s.angles, np.float64).reshape(-1, 3)
+    pitch = angles[:, 1]
+    out = {
+        "mouth_open_sd": _finite(100.0 * signals.spread(s.mouth)),
+        "mouth_open_range": _finite(100.0 * signals.percentile_range(s.mouth)),
+        "lip_dynamics": _finite(signals.lip_dynamics(s.landmarks)),
+        "silent_lip_mad": _finite(100.0 * signals.silent_lip_mad(s.mouth, s.envelope, s.fps)),
+        "brow_sd": _finite(100.0 * signals.expression_spread(signals.brow_height(s.landmarks), pitch)),
+        "smile_sd": _finite(100.0 * signals.expression_spread(signals.corner_lift(s.landmarks), pitch)),
+        "mouth_width_sd": _finite(100.0 * signals.expression_spread(signals.mouth_width(s.landmarks))),
+        "eye_open_sd": _finite(signals.eye_open_sd(s.ear, s.blinks)),
+    }
+    for k, angle in enumerate(("yaw", "pitch", "roll")):
+        out[f"{angle}_slow_share"] = _finite(signals.slow_share(angles[:, k], s.fps))
+    return out
+
+
 def clip_metrics(m: ClipMeasure) -> dict[str, float | None]:
     """Every metric a clip has on its own (real or generated alike)."""
     s = m.series
@@ -42,6 +69,7 @@ def clip_metrics(m: ClipMeasure) -> dict[str, float | None]:
         "sharpness_ratio": _mean(m.sharpness),
         "background_psnr": _mean(m.background_psnr),
         "jitter": _finite(signals.jitter(s.landmarks)),
+        **amplitude_metrics(s),
     }
 
 

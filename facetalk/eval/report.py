@@ -45,6 +45,41 @@ METRICS: tuple[str, ...] = (
     "fps",
 )
 
+# How far the face moves (amplitudes) and how the head's motion splits into slow turns and quick
+# nods: a table of their own in report.md, after the correlations and lags of METRICS.
+AMPLITUDE_METRICS: tuple[str, ...] = (
+    "mouth_open_sd",
+    "mouth_open_range",
+    "lip_dynamics",
+    "silent_lip_mad",
+    "brow_sd",
+    "smile_sd",
+    "mouth_width_sd",
+    "eye_open_sd",
+    "yaw_slow_share",
+    "pitch_slow_share",
+    "roll_slow_share",
+)
+
+# Amplitudes compared as generated / real per clip: < 1 the generated face moves less than the
+# real person did. A share is not an amplitude (its ratio says nothing about "how far"), so the
+# slow shares are left out.
+RATIO_METRICS: tuple[str, ...] = (
+    "mouth_open_sd",
+    "mouth_open_range",
+    "lip_dynamics",
+    "silent_lip_mad",
+    "brow_sd",
+    "smile_sd",
+    "mouth_width_sd",
+    "eye_open_sd",
+    "yaw_sd",
+    "pitch_sd",
+    "roll_sd",
+)
+
+ALL_METRICS: tuple[str, ...] = METRICS + AMPLITUDE_METRICS
+
 # Metrics that compare the generated clip with the real one (or time the generator): a real clip
 # has no value of its own, so the table shows a single number.
 GENERATED_ONLY: frozenset[str] = frozenset({"mouth_corr", "mouth_corr_synced", "lmd", "fps"})
@@ -67,6 +102,17 @@ UNITS: dict[str, str] = {
     "background_psnr": "dB",
     "jitter": "% IOD",
     "fps": "frames/s",
+    "mouth_open_sd": "% face height",
+    "mouth_open_range": "% face height",
+    "lip_dynamics": "10⁻³ IOD²",
+    "silent_lip_mad": "% face height",
+    "brow_sd": "% IOD",
+    "smile_sd": "% IOD",
+    "mouth_width_sd": "% IOD",
+    "eye_open_sd": "EAR",
+    "yaw_slow_share": "share",
+    "pitch_slow_share": "share",
+    "roll_slow_share": "share",
 }
 
 DESCRIPTIONS: dict[str, str] = {
@@ -89,6 +135,20 @@ DESCRIPTIONS: dict[str, str] = {
     "background_psnr": "PSNR of the area outside the person, frame 0 vs each frame, dB.",
     "jitter": "mean |2nd difference| of the rigid landmarks, % of the inter-ocular distance.",
     "fps": "generation speed, output frames per wall-clock second (generated only).",
+    "mouth_open_sd": "standard deviation of the mouth opening (inner-lip gap / face height), % of face height.",
+    "mouth_open_range": "95th minus 5th percentile of the mouth opening, % of face height.",
+    "lip_dynamics": "temporal variance of the 190 pairwise distances of the 20 mouth points over the "
+    "inter-ocular distance, mean over pairs, ×1000 (THEval).",
+    "silent_lip_mad": "median absolute deviation of the mouth opening in pauses (≥ 0.3 s more than 25 dB "
+    "under the speech level, 0.1 s next to speech left out), % of face height: lips that twitch in silence.",
+    "brow_sd": "standard deviation of the brow height above the eye centres, roll levelled, landmark "
+    "failures and the part that follows the pitch removed, % IOD.",
+    "smile_sd": "standard deviation of the mouth corners' height above the lip midpoints, treated as brow_sd, % IOD.",
+    "mouth_width_sd": "standard deviation of the corner-to-corner mouth width, landmark failures removed, % IOD.",
+    "eye_open_sd": "standard deviation of the eye aspect ratio outside blinks (± 2 frames).",
+    "yaw_slow_share": "share of the yaw variance below 0.5 Hz (phrase-level turns; the rest: quick nods).",
+    "pitch_slow_share": "share of the pitch variance below 0.5 Hz.",
+    "roll_slow_share": "share of the roll variance below 0.5 Hz.",
 }
 
 # Decimals per metric: enough to tell two good systems apart, not more than the measurement holds.
@@ -110,17 +170,30 @@ _DECIMALS: dict[str, int] = {
     "background_psnr": 1,
     "jitter": 2,
     "fps": 1,
+    "mouth_open_sd": 2,
+    "mouth_open_range": 1,
+    "lip_dynamics": 2,
+    "silent_lip_mad": 2,
+    "brow_sd": 2,
+    "smile_sd": 2,
+    "mouth_width_sd": 2,
+    "eye_open_sd": 3,
+    "yaw_slow_share": 2,
+    "pitch_slow_share": 2,
+    "roll_slow_share": 2,
 }
 _DEFAULT_DECIMALS = 2
 _SIDES = ("real", "generated")
 _MISSING = "–"
 _ARROW = "→"
 
-_PLOT_SIZE_IN = (14.0, 10.0)  # at 100 dpi: 1400 × 1000 px
+_PLOT_SIZE_IN = (14.0, 11.0)  # at 100 dpi: 1400 × 1100 px
 _PLOT_DPI = 100
 _REAL_COLOUR = "#1f77b4"
 _GEN_COLOUR = "#d62728"
 _ANGLE_COLOURS = ("#1f77b4", "#2ca02c", "#ff7f0e")  # yaw, pitch, roll
+_BROW_COLOUR = "#8c564b"
+_SMILE_COLOUR = "#9467bd"
 # legends sit above each panel, right of its title, so they never hide a curve
 _LEGEND_ABOVE: dict[str, Any] = dict(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=9, frameon=False,
                                      borderaxespad=0.2, handlelength=2.5)
@@ -159,7 +232,7 @@ def mean_metrics(clips: list[dict]) -> dict:
 
     A clip where a metric could not be measured (no face, no speech) must not drag the mean to
     NaN nor count as zero, so it simply does not vote; a metric no clip could measure is None.
-    Metrics come out in report order (METRICS first, then any others in order of appearance).
+    Metrics come out in report order (ALL_METRICS first, then any others in order of appearance).
     """
     out: dict[str, dict[str, float | None]] = {}
     for side in _SIDES:
@@ -177,9 +250,64 @@ def mean_metrics(clips: list[dict]) -> dict:
 
 
 def _ordered_metrics(names: Iterable[str]) -> list[str]:
-    """METRICS in report order that occur in ``names``, then the unknown ones as they came."""
+    """ALL_METRICS in report order that occur in ``names``, then the unknown ones as they came."""
     seen = list(dict.fromkeys(names))
-    return [m for m in METRICS if m in seen] + [m for m in seen if m not in METRICS]
+    return [m for m in ALL_METRICS if m in seen] + [m for m in seen if m not in ALL_METRICS]
+
+
+def clip_ratios(real: Mapping[str, Any], generated: Mapping[str, Any]) -> dict[str, float | None]:
+    """generated / real of every RATIO_METRICS amplitude of one clip; None where either side is
+    missing or the real clip did not move at all (a ratio to zero says nothing)."""
+    out: dict[str, float | None] = {}
+    for m in RATIO_METRICS:
+        r, g = _number(real.get(m)), _number(generated.get(m))
+        out[m] = g / r if r is not None and g is not None and r > 0 and math.isfinite(r) else None
+    return out
+
+
+def typical_factor(ratios: Iterable[Any]) -> float | None:
+    """exp(√mean(log² ratio)): how many times too much or too little a clip typically moves, in
+    either direction (1 = every clip right; 2 = typically off by a factor of two).
+
+    The mean of ratios lets a clip at 0.5 and one at 2 average to 1.25, as if nearly right; the
+    log treats halving and doubling alike and squaring stops them cancelling. Ratios of 0 (a face
+    that does not move at all) have no log and are left out.
+    """
+    logs = [math.log(x) for x in (_number(r) for r in ratios) if x is not None and 0 < x < math.inf]
+    return math.exp(math.sqrt(sum(v * v for v in logs) / len(logs))) if logs else None
+
+
+def clip_group(name: str) -> str:
+    """"GRID" for GRID-corpus clips (named ``…_grid_…``: short read sentences, studio, frontal), else
+    "other": the two kinds of speech differ enough to be summarised apart as well as together."""
+    return "GRID" if "grid" in str(name).lower().replace("-", "_").split("_") else "other"
+
+
+def _ratio_stats(values: list[Any]) -> dict[str, float | int | None]:
+    xs = [x for x in (_number(v) for v in values) if x is not None and math.isfinite(x)]
+    return {
+        "ratio_mean": float(np.mean(xs)) if xs else None,
+        "ratio_min": float(np.min(xs)) if xs else None,
+        "ratio_max": float(np.max(xs)) if xs else None,
+        "typical_factor": typical_factor(xs),
+        "clips": len(xs),
+    }
+
+
+def ratio_summary(clips: list[dict]) -> dict[str, dict[str, dict[str, float | int | None]]]:
+    """Across clips, per ratio metric: the mean, min and max of the per-clip ratios and their
+    typical factor, over all clips (``"all"``) and per group (see :func:`clip_group`).
+
+    A mean of per-clip ratios, not a ratio of means: a long expressive clip must not hide that
+    every short one is flat.
+    """
+    groups: dict[str, list[dict]] = {"all": list(clips)}
+    for c in clips:
+        groups.setdefault(clip_group(c.get("name", "")), []).append(c)
+    return {
+        group: {m: _ratio_stats([(c.get("ratios") or {}).get(m) for c in members]) for m in RATIO_METRICS}
+        for group, members in groups.items()
+    }
 
 
 def _format(metric: str, value: Any) -> str:
@@ -253,9 +381,11 @@ def _write_atomically(final: Path, write: Callable[[Path], None]) -> None:
 def write_report(report: dict, out_dir: Path) -> None:
     """Write ``report.json`` (strict JSON, NaN → null) and ``report.md`` into ``out_dir``.
 
-    ``report`` holds ``clips`` (``{"name", "real", "generated"}`` entries), ``mean``, ``skipped``
-    (``{"name", "reason"}``) and any other top-level keys, which are kept in the JSON and listed
-    in the markdown. A missing ``mean`` is computed with :func:`mean_metrics`. Both files appear
+    ``report`` holds ``clips`` (``{"name", "real", "generated"}`` entries, optionally ``"ratios"``:
+    generated / real per amplitude), ``mean``, ``ratio_summary``, ``skipped`` (``{"name",
+    "reason"}``) and any other top-level keys, which are kept in the JSON and listed in the
+    markdown. A missing ``mean`` is computed with :func:`mean_metrics`, a missing
+    ``ratio_summary`` with :func:`ratio_summary` when the clips carry ratios. Both files appear
     atomically, so a crash mid-write leaves the previous report intact, never a truncated one.
     """
     out_dir = Path(out_dir)
@@ -265,6 +395,8 @@ def write_report(report: dict, out_dir: Path) -> None:
     full.setdefault("skipped", [])
     if full.get("mean") is None:
         full["mean"] = mean_metrics(list(full["clips"]))
+    if full.get("ratio_summary") is None and any("ratios" in c for c in full["clips"]):
+        full["ratio_summary"] = ratio_summary(list(full["clips"]))
     clean = _jsonable(full)
     text = json.dumps(clean, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     markdown = _markdown(clean, out_dir)
@@ -294,7 +426,7 @@ def _summary_lines(report: Mapping[str, Any]) -> list[str]:
     """The extra top-level keys (version, number of videos, seconds, ...) as short bullets."""
     lines = []
     for key, value in report.items():
-        if key in ("clips", "mean", "skipped"):
+        if key in ("clips", "mean", "skipped", "ratio_summary"):
             continue
         if isinstance(value, float):
             shown = f"{value:.1f}"
@@ -311,12 +443,8 @@ def _summary_lines(report: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def _table_lines(clips: list[dict], mean: Mapping[str, Any]) -> list[str]:
-    names: list[str] = list(METRICS)
-    for entry in [*clips, mean]:
-        for side in _SIDES:
-            names.extend((entry.get(side) or {}).keys())
-    metrics = _ordered_metrics(names)
+def _table_lines(clips: list[dict], mean: Mapping[str, Any], metrics: list[str]) -> list[str]:
+    """One row per clip and a mean row, a ``real → generated`` cell per metric."""
     lines = [
         "| clip | " + " | ".join(metrics) + " |",
         "|:--|" + "--:|" * len(metrics),
@@ -325,6 +453,44 @@ def _table_lines(clips: list[dict], mean: Mapping[str, Any]) -> list[str]:
     for label, entry in rows:
         real, gen = entry.get("real") or {}, entry.get("generated") or {}
         lines.append(f"| {label} | " + " | ".join(_cell(m, real, gen) for m in metrics) + " |")
+    return lines
+
+
+_RATIO_NOTE = (
+    "Generated / real, per clip: under 1 the generated face moves less than the real person did. "
+    "Across clips: the mean and the minimum of the per-clip ratios, and the typical factor "
+    "exp(√mean(log² ratio)), how many times too much or too little a clip typically moves "
+    "(1 = right). GRID clips (short read sentences, studio) are marked and summarised apart."
+)
+
+
+def _ratio_lines(clips: list[dict], summary: Mapping[str, Any]) -> list[str]:
+    """The ratio table: clips (other first, then GRID), then mean, min and typical factor rows."""
+    metrics = list(RATIO_METRICS)
+    lines = ["| clip | group | " + " | ".join(metrics) + " |", "|:--|:--|" + "--:|" * len(metrics)]
+
+    def ratio(x: Any) -> str:
+        v = _number(x)
+        return _MISSING if v is None or not math.isfinite(v) else f"{v:.2f}"
+
+    ordered = sorted(clips, key=lambda c: clip_group(c.get("name", "")) == "GRID")  # stable
+    for c in ordered:
+        group, ratios = clip_group(c.get("name", "")), c.get("ratios") or {}
+        lines.append(f"| {_md_text(c.get('name', '?'))} | {group} | "
+                     + " | ".join(ratio(ratios.get(m)) for m in metrics) + " |")
+    rows = [("mean", "ratio_mean", ""), ("min", "ratio_min", ""), ("typical factor", "typical_factor", "×")]
+    for group in ("all", "other", "GRID"):
+        stats = summary.get(group)
+        if not stats or (group != "all" and len(summary) <= 2):  # one group only: "all" says it
+            continue
+        for label, key, prefix in rows:
+            if group != "all" and key == "ratio_min":
+                continue
+            cells = []
+            for m in metrics:
+                text = ratio((stats.get(m) or {}).get(key))
+                cells.append(text if text == _MISSING else prefix + text)
+            lines.append(f"| **{label}** | {group} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -337,12 +503,22 @@ def _markdown(report: Mapping[str, Any], out_dir: Path) -> str:
     if summary:
         out += [*summary, ""]
 
+    present = _ordered_metrics(k for entry in [*clips, mean] for side in _SIDES for k in (entry.get(side) or {}))
+    amplitude = [m for m in present if m in AMPLITUDE_METRICS]
     out += ["## Results", ""]
     if clips:
-        out += _table_lines(clips, mean)
+        out += _table_lines(clips, mean, _ordered_metrics([*METRICS, *(m for m in present if m not in amplitude)]))
     else:
         out.append("No clip was measured.")
     out.append("")
+
+    if clips and amplitude:
+        note = f"Each cell reads `real {_ARROW} generated`; the ratios are in the next table."
+        out += ["## Amplitude and dynamics", "", note, ""]
+        out += [*_table_lines(clips, mean, amplitude), ""]
+    summary = report.get("ratio_summary") or {}
+    if clips and summary:
+        out += ["## Generated / real", "", _RATIO_NOTE, "", *_ratio_lines(clips, summary), ""]
 
     out += ["## Skipped clips", ""]
     if skipped:
@@ -354,8 +530,8 @@ def _markdown(report: Mapping[str, Any], out_dir: Path) -> str:
 
     out += ["## Metrics", ""]
     extra = [m for m in _ordered_metrics(k for c in clips for s in _SIDES for k in (c.get(s) or {}))
-             if m not in METRICS]
-    for m in [*METRICS, *extra]:
+             if m not in ALL_METRICS]
+    for m in [*ALL_METRICS, *extra]:
         unit = f" ({UNITS[m]})" if m in UNITS else ""
         out.append(f"- **{m}**{unit}: {DESCRIPTIONS.get(m, 'no description.')}")
     out.append("")
@@ -400,11 +576,12 @@ def _blink_points(series: ClipSeries) -> tuple[np.ndarray, np.ndarray]:
 
 
 def plot_clip(path: Path, real: ClipSeries, generated: ClipSeries) -> None:
-    """Draw mouth, head pose and eyes of the real and the generated clip over time into one PNG.
+    """Draw mouth, head pose, eyes, brows and mouth corners of the real and the generated clip over
+    time into one PNG.
 
     The summary numbers say *how much* the clips differ; this picture says *when*: a lip-sync
-    lag, a head that drifts, blinks at the wrong moment. About 1400×1000 px, written atomically.
-    NaN frames (no face) show as gaps.
+    lag, a head that drifts, blinks at the wrong moment, brows that never rise. About 1400×1100 px,
+    written atomically. NaN frames (no face) show as gaps.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -413,7 +590,7 @@ def plot_clip(path: Path, real: ClipSeries, generated: ClipSeries) -> None:
     path = Path(path)
     fig = Figure(figsize=_PLOT_SIZE_IN, dpi=_PLOT_DPI)
     FigureCanvasAgg(fig)
-    ax_mouth, ax_pose, ax_eye = fig.subplots(3, 1, sharex=True)
+    ax_mouth, ax_pose, ax_eye, ax_brow = fig.subplots(4, 1, sharex=True)
 
     # (a) mouth opening, with the speech envelope behind it
     env = ax_mouth.twinx()
@@ -451,10 +628,13 @@ def plot_clip(path: Path, real: ClipSeries, generated: ClipSeries) -> None:
                     label=f"{label} blinks ({len(np.asarray(series.blinks).reshape(-1))})")
     ax_eye.legend(ncol=4, **_LEGEND_ABOVE)
     ax_eye.set_ylabel("eye aspect ratio")
-    ax_eye.set_xlabel("time, s")
     ax_eye.set_title("Eyes", loc="left", fontsize=11)
 
-    for ax in (ax_mouth, ax_pose, ax_eye):
+    # (d) brows and mouth corners, each about its clip's median so real and generated overlay
+    _plot_brow_smile(ax_brow, real, generated)
+    ax_brow.set_xlabel("time, s")
+
+    for ax in (ax_mouth, ax_pose, ax_eye, ax_brow):
         ax.grid(True, alpha=0.3)
     title = real.name if generated.name in ("", real.name) else f"{real.name} vs {generated.name}"
     fig.suptitle(
@@ -464,6 +644,48 @@ def plot_clip(path: Path, real: ClipSeries, generated: ClipSeries) -> None:
     )
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     _write_atomically(path, lambda p: fig.savefig(p, format="png", dpi=_PLOT_DPI))
+
+
+def _centred_percent(values: np.ndarray) -> np.ndarray:
+    """100 × (values − their median): a trace about its clip's resting level, in %."""
+    v = np.asarray(values, np.float64)
+    return 100.0 * (v - np.nanmedian(v)) if np.isfinite(v).any() else v
+
+
+def _plot_brow_smile(ax: Any, real: ClipSeries, generated: ClipSeries) -> None:
+    """Brow height and mouth-corner lift (roll, landmark failures and pitch removed as for brow_sd and
+    smile_sd; % IOD, about each clip's median), with their spreads in the legend: a face whose brows
+    never rise is a flat brown dashed line."""
+    from matplotlib.lines import Line2D
+
+    from facetalk.eval import signals
+
+    spreads: dict[tuple[str, str], float] = {}
+    for series, style, side in ((real, "-", "real"), (generated, "--", "generated")):
+        lm = np.asarray(series.landmarks, np.float64).reshape(-1, 68, 2)
+        pitch = np.asarray(series.angles, np.float64).reshape(-1, 3)[:, 1]
+        for key, fn, colour in (("brows", signals.brow_height, _BROW_COLOUR),
+                                ("smile", signals.corner_lift, _SMILE_COLOUR)):
+            with np.errstate(invalid="ignore", divide="ignore"):
+                raw = fn(lm) if len(lm) else np.zeros(0)
+            # the trace the metric measures: landmark failures and the nod's share taken out
+            trace = signals.without_pitch(signals.reject_outliers(raw), pitch) if len(pitch) == len(raw) else raw
+            spreads[key, side] = 100.0 * signals.spread(trace)
+            ax.plot(*_xy(series.times, _centred_percent(trace)), color=colour, linestyle=style, linewidth=1.1)
+
+    def sd(key: str, side: str) -> str:
+        v = spreads[key, side]
+        return f"{v:.2f}" if math.isfinite(v) else _MISSING
+
+    handles = [Line2D([], [], color=_BROW_COLOUR, label=f"brow height (sd {sd('brows', 'real')} {_ARROW} "
+                      f"{sd('brows', 'generated')})"),
+               Line2D([], [], color=_SMILE_COLOUR, label=f"corner lift (sd {sd('smile', 'real')} {_ARROW} "
+                      f"{sd('smile', 'generated')})"),
+               Line2D([], [], color="0.2", linestyle="-", label="real"),
+               Line2D([], [], color="0.2", linestyle="--", label="generated")]
+    ax.legend(handles=handles, ncol=4, **_LEGEND_ABOVE)
+    ax.set_ylabel("change from median,\n% inter-ocular")
+    ax.set_title("Brows and mouth corners (smile)", loc="left", fontsize=11)
 
 
 def _as_rgb(frame: np.ndarray) -> np.ndarray:

@@ -21,7 +21,8 @@ from facetalk.errors import FacetalkError
 from facetalk.eval.dlib_face import DlibFace
 from facetalk.eval.measure import find_reference, measure_clip
 from facetalk.eval.metrics import clip_metrics, paired_metrics
-from facetalk.eval.report import contact_sheet, mean_metrics, plot_clip, plot_path, sheet_path, write_report
+from facetalk.eval.report import (clip_ratios, contact_sheet, mean_metrics, plot_clip, plot_path, ratio_summary,
+                                  sheet_path, write_report)
 from facetalk.media._files import check_output_path
 from facetalk.media.audio import SAMPLE_RATE, read_audio
 from facetalk.media.image import write_image
@@ -78,6 +79,7 @@ def evaluate(videos: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
         "seconds": round(time.perf_counter() - start, 1),
         "clips": clips,
         "mean": mean_metrics(clips),
+        "ratio_summary": ratio_summary(clips),
         "skipped": skipped,
     }
     write_report(report, out)
@@ -115,12 +117,10 @@ def evaluate_clip(path: Path, out: Path, faces: DlibFace, controls: Controls) ->
 
     plot_clip(plot_path(out, name), real.series, generated.series)
     write_image(sheet_path(out, name), contact_sheet(real.sheet, generated.sheet))
-    return {
-        "name": name,
-        "real": clip_metrics(real),
-        "generated": {**paired_metrics(real.series, generated.series), **clip_metrics(generated),
-                      "fps": summary.fps},
-    }
+    real_metrics = clip_metrics(real)
+    gen_metrics = {**paired_metrics(real.series, generated.series), **clip_metrics(generated), "fps": summary.fps}
+    return {"name": name, "real": real_metrics, "generated": gen_metrics,
+            "ratios": clip_ratios(real_metrics, gen_metrics)}
 
 
 def loudest_dbfs(samples: np.ndarray, rate: int = SAMPLE_RATE) -> float:

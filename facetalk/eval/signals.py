@@ -16,7 +16,13 @@ NOSE_BRIDGE_TOP = 27
 EYE_OUTER_R, EYE_OUTER_L = 36, 45  # subject's right eye is on the image's left
 EYE_R = (36, 37, 38, 39, 40, 41)
 EYE_L = (42, 43, 44, 45, 46, 47)
+BROW_R = (17, 18, 19, 20, 21)  # above EYE_R
+BROW_L = (22, 23, 24, 25, 26)  # above EYE_L
 MOUTH = tuple(range(48, 68))
+MOUTH_CORNERS = (48, 54)
+# Midpoints of the lips (outer upper, outer lower, inner upper, inner lower): their mean stays at
+# the corners' height when the jaw opens, so corners rising above it are a smile, not speech.
+LIP_MIDPOINTS = (51, 57, 62, 66)
 INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
 # Points that do not move with expression: nose and eye corners. They carry the head pose, the
 # alignment of two faces, and the jitter measure.
@@ -24,6 +30,22 @@ RIGID = (27, 28, 29, 30, 31, 33, 35, 36, 39, 42, 45)
 
 SPEECH_BAND_HZ = (200.0, 4000.0)
 ENVELOPE_FLOOR_DB = 60.0  # the envelope is clipped this far below its loudest frame
+
+# Pauses: the speech envelope this far under its 95th percentile for at least PAUSE_MIN_S. Stop
+# closures inside words dip as deep but last under 150 ms; the real clips' noise floors sit 33-59 dB
+# under their speech (v10 33, v05 35), so 25 dB still finds their pauses while 30 dB loses some.
+PAUSE_BELOW_DB = 25.0
+PAUSE_MIN_S = 0.3
+# Lips start forming the next sound about 0.1 s before it is heard and settle as long after it:
+# that much of a pause next to speech is not counted as silence.
+PAUSE_MARGIN_S = 0.1
+# Head motion slower than this is a phrase-level turn; the rest is nods and shakes.
+SLOW_HEAD_HZ = 0.5
+BLINK_MARGIN = 2  # frames either side of a detected blink left out of the eye-opening spread
+# A frame further than this many robust sds (1.4826 × MAD) from a trace's median is a landmark
+# failure, not an expression: dlib drops the brows onto the eyelid crease for a frame or three on
+# some faces (on 20 of the 449 frames of v23's generated clip, 10 % IOD below the brows).
+OUTLIER_SDS = 3.5
 
 
 def _dist(lm: np.ndarray, a: int, b: int) -> np.ndarray:
@@ -47,6 +69,210 @@ def eye_aspect_ratio(lm: np.ndarray) -> np.ndarray:
     for p1, p2, p3, p4, p5, p6 in (EYE_R, EYE_L):
         ears.append((_dist(lm, p2, p6) + _dist(lm, p3, p5)) / (2.0 * _dist(lm, p1, p4)))
     return np.mean(ears, axis=0)
+
+
+def _roll_free(lm: np.ndarray) -> np.ndarray:
+    """The landmarks rotated about the eyes' midpoint so the line through the two eye centres is
+    level: a head tilt (roll) then moves no point up or down."""
+    lm = np.asarray(lm, np.float64)
+    right, left = lm[..., list(EYE_R), :].mean(-2), lm[..., list(EYE_L), :].mean(-2)
+    d = left - right
+    a = -np.arctan2(d[..., 1], d[..., 0])
+    c, s = np.cos(a)[..., None], np.sin(a)[..., None]
+    centre = ((left + right) / 2)[..., None, :]
+    x, y = lm[..., 0] - centre[..., 0], lm[..., 1] - centre[..., 1]
+    return np.stack([c * x - s * y, s * x + c * y], axis=-1)
+
+
+def brow_height(lm: np.ndarray) -> np.ndarray:
+    """Mean height of each brow (17-21, 22-26) above its eye's centre (36-41, 42-47), in the head's
+    frame (roll removed), over the inter-ocular distance: rises when the brows are raised.
+
+    Measured in the head's frame: in the image a tilt shortens the brow-eye distance (by 3 % at 15°)
+    and moves any brow point that sits sideways of its eye's centre up or down, so an expressive
+    speaker's head tilts would read as brow motion; levelled, a tilt leaves the height alone.
+    Pitch still leaks (the brows stand in front of the eyes, so a nod moves them against the eyes):
+    read brow_sd next to pitch_sd.
+    """
+    lm = _roll_free(lm)
+    right = lm[..., list(EYE_R), 1].mean(-1) - lm[..., list(BROW_R), 1].mean(-1)  # y points down
+    left = lm[..., list(EYE_L), 1].mean(-1) - lm[..., list(BROW_L), 1].mean(-1)
+    return (right + left) / 2 / interocular(lm)
+
+
+def corner_lift(lm: np.ndarray) -> np.ndarray:
+    """Height of the mouth corners (48, 54) above the lips' midpoints (51, 57, 62, 66), in the head's
+    frame, over the inter-ocular distance: ~0 for a neutral mouth, positive in a smile.
+
+    Against the lip midpoints, not the nose: opening the jaw lowers corners and lip centre alike,
+    so speech barely moves this while a smile lifts the corners into a U.
+    """
+    lm = _roll_free(lm)
+    centre = lm[..., list(LIP_MIDPOINTS), 1].mean(-1)
+    corners = lm[..., list(MOUTH_CORNERS), 1].mean(-1)
+    return (centre - corners) / interocular(lm)
+
+
+def mouth_width(lm: np.ndarray) -> np.ndarray:
+    """Corner-to-corner distance (48-54) over the inter-ocular distance: widens in a smile (and
+    in an "ee"), narrows in an "oo"."""
+    return _dist(lm, *MOUTH_CORNERS) / interocular(lm)
+
+
+def reject_outliers(x: np.ndarray, k: float = OUTLIER_SDS) -> np.ndarray:
+    """`x` with NaN where it lies more than `k` robust sds (1.4826 × MAD) from its median.
+
+    Generous on purpose: a sine keeps every sample (its peaks sit 1 robust sd out), while a
+    landmark fit that jumps for a frame is gone. A trace whose MAD is zero is kept whole.
+    """
+    x = np.asarray(x, np.float64).copy()
+    ok = np.isfinite(x)
+    if ok.sum() < 3:
+        return x
+    med = np.median(x[ok])
+    mad = 1.4826 * np.median(np.abs(x[ok] - med))
+    if mad > 0:
+        x[np.abs(x - med) > k * mad] = np.nan
+    return x
+
+
+def without_pitch(x: np.ndarray, pitch_deg: np.ndarray) -> np.ndarray:
+    """`x` less its least-squares linear fit on sin(pitch), over the frames where both are known.
+
+    The brows stand in front of the eyes and the lip midpoints in front of the mouth corners, so a
+    nod moves one against the other in the image: 0.1-0.9 % IOD per degree on the real and generated
+    clips here (generated faces, whose brows do not move, read brow heights that follow their pitch
+    at r = -0.9). Removing that part also removes any real brow raise that always comes with a head
+    lift; it is done on both sides alike.
+    """
+    x = np.asarray(x, np.float64).copy()
+    p = np.sin(np.radians(np.asarray(pitch_deg, np.float64)))
+    ok = np.isfinite(x) & np.isfinite(p)
+    if ok.sum() < 3:
+        return x
+    pc = p[ok] - p[ok].mean()
+    if pc @ pc < 1e-12:
+        return x
+    x[ok] -= (pc @ (x[ok] - x[ok].mean())) / (pc @ pc) * pc
+    return x
+
+
+def expression_spread(x: np.ndarray, pitch_deg: np.ndarray | None = None) -> float:
+    """The sd of an expression trace (brow height, corner lift, mouth width) over the frames with a
+    face, once landmark failures (`reject_outliers`) and, given the pitch, the nod's share
+    (`without_pitch`) are out. Without either, a generated face that never raises its brows reads
+    up to 2.4× the brow motion of a real speaker who barely moves them (v10)."""
+    x = reject_outliers(x)
+    if pitch_deg is not None:
+        x = without_pitch(x, pitch_deg)
+    return spread(x)
+
+
+def spread(x: np.ndarray) -> float:
+    """Standard deviation over the finite frames; NaN under 3 of them."""
+    x = np.asarray(x, np.float64)
+    x = x[np.isfinite(x)]
+    return float(x.std()) if len(x) >= 3 else float("nan")
+
+
+def percentile_range(x: np.ndarray, low: float = 5.0, high: float = 95.0) -> float:
+    """95th minus 5th percentile over the finite frames: the span a signal covers most of the time,
+    robust to a few frames of landmark error. NaN under 3 frames."""
+    x = np.asarray(x, np.float64)
+    x = x[np.isfinite(x)]
+    return float(np.percentile(x, high) - np.percentile(x, low)) if len(x) >= 3 else float("nan")
+
+
+def lip_dynamics(lm: np.ndarray) -> float:
+    """THEval's lip dynamics (arXiv 2511.04520): for the 20 mouth points, every pairwise distance
+    per frame over that frame's inter-ocular distance; the temporal variance of each pair's series;
+    the mean over the 190 pairs. ×1000 (units 10⁻³ IOD²). A mouth moving half as far reads a quarter.
+
+    Unlike the inner-lip gap it also sees the lips spreading, rounding and pushing out.
+    """
+    lm = np.asarray(lm, np.float64)
+    mouth = lm[:, list(MOUTH)]
+    ok = np.isfinite(mouth).all(axis=(1, 2)) & np.isfinite(interocular(lm))
+    if ok.sum() < 3:
+        return float("nan")
+    mouth = mouth[ok]
+    i, j = np.triu_indices(len(MOUTH), k=1)
+    d = np.linalg.norm(mouth[:, i] - mouth[:, j], axis=-1) / interocular(lm[ok])[:, None]
+    return float(1000.0 * d.var(axis=0).mean())
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, stop) of each run of True in a boolean series."""
+    m = np.concatenate([[False], np.asarray(mask, bool), [False]])
+    edges = np.flatnonzero(np.diff(m.astype(np.int8)))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
+
+
+def speech_pauses(envelope: np.ndarray, fps: float, below_db: float = PAUSE_BELOW_DB,
+                  min_s: float = PAUSE_MIN_S, margin_s: float = PAUSE_MARGIN_S) -> list[tuple[int, int]]:
+    """(start, stop) frames of each pause: a run of at least `min_s` where the speech envelope stays
+    more than `below_db` under its 95th percentile (the clip's speech level), less `margin_s` at
+    each end that touches speech (not at the clip's own ends, where no speech is being formed)."""
+    env = np.asarray(envelope, np.float64)
+    if not np.isfinite(env).any():
+        return []
+    quiet = env < np.nanpercentile(env, 95) - below_db
+    need, margin = int(np.ceil(min_s * fps - 1e-9)), int(round(margin_s * fps))
+    out = []
+    for a, b in _runs(quiet):
+        if b - a < need:
+            continue
+        a2, b2 = (a + margin if a > 0 else a), (b - margin if b < len(env) else b)
+        if b2 > a2:
+            out.append((a2, b2))
+    return out
+
+
+def silent_lip_mad(mouth: np.ndarray, envelope: np.ndarray, fps: float) -> float:
+    """Lips that twitch in silence: the median absolute deviation of the mouth opening within
+    pauses (see `speech_pauses`), each pause about its own median, pooled over the pauses.
+
+    About each pause's own median, so a mouth that rests a little more open in one pause than in
+    another is not counted as moving. NaN when the clip has no pause (or no face in it).
+    """
+    mouth = np.asarray(mouth, np.float64)
+    dev = []
+    for a, b in speech_pauses(envelope, fps):
+        x = mouth[a:b]
+        x = x[np.isfinite(x)]
+        if len(x):
+            dev.append(np.abs(x - np.median(x)))
+    pooled = np.concatenate(dev) if dev else np.zeros(0)
+    return float(np.median(pooled)) if len(pooled) >= 3 else float("nan")
+
+
+def eye_open_sd(ear: np.ndarray, blinks: np.ndarray, margin: int = BLINK_MARGIN) -> float:
+    """Spread of the eye aspect ratio outside blinks (each blink ± `margin` frames left out): how
+    much the eyes widen and narrow (surprise, a smile's squint), which blinks would swamp."""
+    ear = np.asarray(ear, np.float64).copy()
+    for b in np.asarray(blinks, np.int64).reshape(-1):
+        ear[max(0, b - margin): max(0, b + margin + 1)] = np.nan
+    return spread(ear)
+
+
+def slow_share(angle: np.ndarray, fps: float, cutoff_hz: float = SLOW_HEAD_HZ) -> float:
+    """Share of an angle's variance in its slow part: phrase-level turns (below `cutoff_hz`) against
+    the remainder (nods, shakes), as var(slow) / (var(slow) + var(fast)) over the frames with a face.
+
+    Slow = a zero-phase 4th-order Butterworth low-pass; fast = angle − slow. 1 = only slow drifts and
+    turns, 0 = only quick nods. NaN for a still angle or fewer than 1 s of frames.
+    """
+    x = np.asarray(angle, np.float64)
+    ok = np.isfinite(x)
+    if ok.sum() < max(3, fps) or cutoff_hz >= fps / 2:
+        return float("nan")
+    filled = fill_gaps(x)
+    filled = filled - filled[ok].mean()
+    sos = signal.butter(4, cutoff_hz, btype="lowpass", fs=fps, output="sos")
+    slow = signal.sosfiltfilt(sos, filled, padlen=min(len(x) - 1, int(round(2 * fps))))
+    fast = filled - slow
+    vs, vf = slow[ok].var(), fast[ok].var()
+    return float(vs / (vs + vf)) if vs + vf > 1e-12 else float("nan")
 
 
 def speech_envelope(samples: np.ndarray, rate: int, times: np.ndarray, window: float) -> np.ndarray:

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 
 from facetalk.cli import main
-from facetalk.eval.report import METRICS
+from facetalk.eval.report import ALL_METRICS, RATIO_METRICS
 from facetalk.media.video import VideoWriter
 from facetalk.motion.controls import Controls
 from facetalk.pipeline import render_video
 
-REAL_SIDE = set(METRICS) - {"mouth_corr", "mouth_corr_synced", "lmd", "fps"}
+REAL_SIDE = set(ALL_METRICS) - {"mouth_corr", "mouth_corr_synced", "lmd", "fps"}
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +52,12 @@ def test_report_shape(evaluated: tuple[Path, dict, str]) -> None:
     assert [c["name"] for c in report["clips"]] == ["talking"]
     clip = report["clips"][0]
     assert set(clip["real"]) == REAL_SIDE
-    assert set(clip["generated"]) == set(METRICS)
+    assert set(clip["generated"]) == set(ALL_METRICS)
+    assert set(clip["ratios"]) == set(RATIO_METRICS)
     assert set(report["mean"]) == {"real", "generated"}
+    assert set(report["ratio_summary"]) == {"all", "other"}
+    assert report["ratio_summary"]["all"]["mouth_open_sd"]["ratio_mean"] == pytest.approx(
+        clip["ratios"]["mouth_open_sd"])
     assert report["mean"]["generated"]["fps"] == pytest.approx(clip["generated"]["fps"])
 
 
@@ -80,6 +84,9 @@ def test_reenacting_our_own_clip_comes_back_close(evaluated: tuple[Path, dict, s
     assert gen["sharpness_ratio"] > 0.5
     assert gen["background_psnr"] > 30
     assert gen["fps"] > 0
+    # the same mouth movement, so the same amplitude: the ratio sees no half-open mouth
+    ratios = report["clips"][0]["ratios"]
+    assert 0.75 < ratios["mouth_open_sd"] < 1.33 and 0.75 < ratios["mouth_open_range"] < 1.33
 
 
 def test_report_files(evaluated: tuple[Path, dict, str]) -> None:

@@ -12,15 +12,22 @@ import pytest
 from PIL import Image
 
 from facetalk.eval.report import (
+    ALL_METRICS,
+    AMPLITUDE_METRICS,
     DESCRIPTIONS,
     GENERATED_ONLY,
     METRICS,
+    RATIO_METRICS,
     UNITS,
+    clip_group,
+    clip_ratios,
     contact_sheet,
     mean_metrics,
     plot_clip,
     plot_path,
+    ratio_summary,
     sheet_path,
+    typical_factor,
     write_report,
 )
 from facetalk.eval.series import ClipSeries
@@ -57,7 +64,11 @@ def _clips() -> list[dict]:
 
 def test_metric_tables_cover_every_metric() -> None:
     assert len(METRICS) == 17 and len(set(METRICS)) == 17
-    assert set(UNITS) == set(METRICS) == set(DESCRIPTIONS)
+    assert len(set(ALL_METRICS)) == len(METRICS) + len(AMPLITUDE_METRICS)
+    assert set(UNITS) == set(ALL_METRICS) == set(DESCRIPTIONS)
+    assert set(RATIO_METRICS) <= set(ALL_METRICS) - GENERATED_ONLY
+    assert {"mouth_open_sd", "mouth_open_range", "lip_dynamics", "silent_lip_mad", "brow_sd", "smile_sd",
+            "eye_open_sd", "yaw_sd", "pitch_sd", "roll_sd"} <= set(RATIO_METRICS)
     assert GENERATED_ONLY == {"mouth_corr", "mouth_corr_synced", "lmd", "fps"}
 
 
@@ -179,7 +190,7 @@ def test_plot_clip_writes_a_png(tmp_path: Path) -> None:
     with Image.open(path) as img:
         assert img.format == "PNG"
         w, h = img.size
-    assert 1200 <= w <= 1600 and 850 <= h <= 1150
+    assert 1200 <= w <= 1600 and 850 <= h <= 1200
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v01_plot.png"]
 
 
@@ -229,3 +240,94 @@ def test_contact_sheet_uneven_rows_and_gray_frames() -> None:
 
 def test_sheet_path() -> None:
     assert sheet_path(Path("/x"), "v07") == Path("/x/v07_frames.png")
+
+
+# ---------------------------------------------------------------------------------------------
+# amplitude ratios
+
+
+def test_typical_factor_on_hand_made_ratios() -> None:
+    assert typical_factor([1.0, 1.0, 1.0]) == pytest.approx(1.0)
+    assert typical_factor([0.5, 2.0]) == pytest.approx(2.0)  # halving and doubling do not cancel
+    assert typical_factor([0.5]) == pytest.approx(2.0) == typical_factor([2.0])
+    assert typical_factor([0.25, 1.0]) == pytest.approx(math.exp(math.log(4) / math.sqrt(2)))
+    assert typical_factor([0.5, None, float("nan"), 0.0, 2.0]) == pytest.approx(2.0)  # no log, no vote
+    assert typical_factor([]) is None and typical_factor([0.0, None]) is None
+
+
+def test_clip_ratios_are_generated_over_real() -> None:
+    real = {"mouth_open_sd": 2.0, "brow_sd": 0.0, "yaw_sd": None, "smile_sd": 1.0, "pitch_sd": float("nan")}
+    gen = {"mouth_open_sd": 1.0, "brow_sd": 0.5, "yaw_sd": 1.0, "smile_sd": 0.0, "pitch_sd": 2.0,
+           "av_corr": 0.5}
+    r = clip_ratios(real, gen)
+    assert list(r) == list(RATIO_METRICS)
+    assert r["mouth_open_sd"] == pytest.approx(0.5)
+    assert r["smile_sd"] == 0.0  # a face that never smiles: ratio 0
+    assert r["brow_sd"] is None and r["yaw_sd"] is None and r["pitch_sd"] is None and r["roll_sd"] is None
+    assert "av_corr" not in r
+
+
+def _ratio_clips() -> list[dict]:
+    def clip(name: str, mouth: float, yaw: float | None) -> dict:
+        return {"name": name, "real": {}, "generated": {},
+                "ratios": {"mouth_open_sd": mouth, "yaw_sd": yaw, "brow_sd": 0.25}}
+
+    return [clip("v01_talk", 0.5, 2.0), clip("v15_grid_bbaf2n_man", 0.4, 0.5), clip("v16_grid_x", 0.6, None),
+            clip("v23_woman", 0.5, 1.0)]
+
+
+def test_clip_group_finds_grid_clips() -> None:
+    assert clip_group("v15_grid_bbaf2n_man") == "GRID" and clip_group("GRID_s1") == "GRID"
+    assert clip_group("v23_liveportrait_woman") == "other" and clip_group("gridlock_talk") == "other"
+
+
+def test_ratio_summary_mean_min_and_typical_factor() -> None:
+    summary = ratio_summary(_ratio_clips())
+    assert set(summary) == {"all", "other", "GRID"}
+    mouth = summary["all"]["mouth_open_sd"]
+    assert mouth["ratio_mean"] == pytest.approx(0.5) and mouth["ratio_min"] == pytest.approx(0.4)
+    assert mouth["ratio_max"] == pytest.approx(0.6) and mouth["clips"] == 4
+    yaw = summary["all"]["yaw_sd"]
+    assert yaw["clips"] == 3 and yaw["ratio_mean"] == pytest.approx((2.0 + 0.5 + 1.0) / 3)  # None does not vote
+    assert yaw["typical_factor"] == pytest.approx(math.exp(math.sqrt(2 * math.log(2) ** 2 / 3)))
+    assert summary["all"]["brow_sd"]["typical_factor"] == pytest.approx(4.0)
+    assert summary["GRID"]["mouth_open_sd"]["ratio_mean"] == pytest.approx(0.5)
+    assert summary["GRID"]["mouth_open_sd"]["clips"] == 2
+    assert summary["other"]["yaw_sd"]["ratio_min"] == pytest.approx(1.0)
+    assert summary["all"]["roll_sd"] == {"ratio_mean": None, "ratio_min": None, "ratio_max": None,
+                                         "typical_factor": None, "clips": 0}
+
+
+def test_report_with_amplitudes_and_ratios(tmp_path: Path) -> None:
+    clips = _ratio_clips()
+    for c in clips:
+        c["real"] = {"av_corr": 0.4, "mouth_open_sd": 2.0, "brow_sd": 1.2, "yaw_slow_share": 0.8}
+        c["generated"] = {"av_corr": 0.5, "mouth_open_sd": 1.0, "brow_sd": 0.3, "yaw_slow_share": 0.5}
+    write_report({"clips": clips, "skipped": []}, tmp_path)
+    data = _strict_json((tmp_path / "report.json").read_text(encoding="utf-8"))
+    assert list(data) == ["clips", "skipped", "mean", "ratio_summary"]
+    assert data["clips"][0]["ratios"]["mouth_open_sd"] == 0.5
+    assert data["ratio_summary"]["all"]["mouth_open_sd"]["ratio_mean"] == pytest.approx(0.5)
+
+    md = (tmp_path / "report.md").read_text(encoding="utf-8")
+    sections = {part.split("\n", 1)[0]: part for part in md.split("\n## ")[1:]}
+    results = [_cells(r) for r in sections["Results"].splitlines() if r.startswith("| ")]
+    assert results[0] == ["clip", *METRICS]  # amplitudes are not crammed into the first table
+    amp = [_cells(r) for r in sections["Amplitude and dynamics"].splitlines() if r.startswith("| ")]
+    assert amp[0] == ["clip", "mouth_open_sd", "brow_sd", "yaw_slow_share"]
+    assert amp[1] == ["v01_talk", "2.00 → 1.00", "1.20 → 0.30", "0.80 → 0.50"]
+    rows = [_cells(r) for r in sections["Generated / real"].splitlines() if r.startswith("| ")]
+    assert rows[0] == ["clip", "group", *RATIO_METRICS]
+    body = {(r[0], r[1]): dict(zip(RATIO_METRICS, r[2:])) for r in rows[1:]}
+    # other clips first, then the GRID ones, each marked
+    assert [r[:2] for r in rows[1:5]] == [["v01_talk", "other"], ["v23_woman", "other"],
+                                          ["v15_grid_bbaf2n_man", "GRID"], ["v16_grid_x", "GRID"]]
+    assert body["v16_grid_x", "GRID"]["yaw_sd"] == "–"
+    assert body["**mean**", "all"]["mouth_open_sd"] == "0.50"
+    assert body["**min**", "all"]["mouth_open_sd"] == "0.40"
+    assert body["**typical factor**", "all"]["brow_sd"] == "×4.00"
+    assert body["**mean**", "GRID"]["mouth_open_sd"] == "0.50"
+    assert ("**typical factor**", "other") in body
+    assert "**ratio_summary**" not in md  # a table, not a "see report.json" bullet
+    for m in ALL_METRICS:
+        assert f"**{m}**" in md

@@ -292,3 +292,212 @@ def test_mouth_corr_synced_forgives_the_reference_its_own_lag():
     p = paired_metrics(real.series, synthetic_measure("gen", gaps, [0.1]).series)
     assert p["mouth_corr_synced"] == pytest.approx(1.0)
     assert p["mouth_corr"] < 0.9
+
+
+# ---------------------------------------------------------------------------------------------
+# amplitude and dynamics
+
+
+def with_brows(lm: np.ndarray, brow: float = 20.0) -> np.ndarray:
+    """face68 with brows `brow` px above the eye centres (both at y = -5)."""
+    lm = lm.copy()
+    lm[17:22] = np.column_stack([np.linspace(-32, -2, 5), np.full(5, -5.0 - brow)])
+    lm[22:27] = np.column_stack([np.linspace(2, 32, 5), np.full(5, -5.0 - brow)])
+    return lm
+
+
+def rotate(lm: np.ndarray, degrees: float, about=(0.0, 40.0)) -> np.ndarray:
+    a = np.radians(degrees)
+    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    return (lm - about) @ rot.T + about
+
+
+def test_mouth_open_sd_and_range_of_a_sine():
+    n, period, amp = 1000, 50, 4.0  # 20 whole periods of a ±4 px gap around 10 px; face height 100 px
+    gaps = 10.0 + amp * np.sin(2 * np.pi * np.arange(n) / period)
+    mouth = signals.mouth_opening(np.stack([face68(gap=g) for g in gaps]))
+    assert signals.spread(mouth) == pytest.approx(amp / np.sqrt(2) / 100, rel=1e-3)
+    # p95 - p5 of a sine of amplitude A: 2 A sin(0.45 π)
+    assert signals.percentile_range(mouth) == pytest.approx(2 * amp * np.sin(0.45 * np.pi) / 100, rel=0.01)
+    mouth[::7] = np.nan  # frames without a face do not count
+    assert signals.spread(mouth) == pytest.approx(amp / np.sqrt(2) / 100, rel=0.01)
+    assert np.isnan(signals.spread(np.array([0.1, np.nan]))) and np.isnan(signals.percentile_range(np.zeros(2)))
+
+
+def test_lip_dynamics_sees_mouth_motion_not_head_motion():
+    n = 200
+    base = face68(gap=10.0)
+    centre = base[list(signals.MOUTH)].mean(0)
+    scale = 1.0 + 0.1 * np.sin(2 * np.pi * np.arange(n) / 25)
+
+    def talking(depth: float) -> np.ndarray:
+        out = np.stack([base] * n)
+        s = 1.0 + depth * (scale - 1.0)
+        out[:, list(signals.MOUTH)] = centre + (base[list(signals.MOUTH)] - centre) * s[:, None, None]
+        return out
+
+    lm = talking(1.0)
+    pts = base[list(signals.MOUTH)]
+    i, j = np.triu_indices(20, k=1)
+    d0 = np.linalg.norm(pts[i] - pts[j], axis=1) / 60.0  # every distance scales with the mouth
+    assert signals.lip_dynamics(lm) == pytest.approx(1000 * scale.var() * np.mean(d0 ** 2), rel=1e-6)
+    assert signals.lip_dynamics(talking(0.5)) == pytest.approx(signals.lip_dynamics(lm) / 4, rel=1e-6)
+    # a still mouth on a head that turns, moves and comes closer to the camera: no lip dynamics
+    moving = np.stack([rotate(base, 10 * np.sin(t / 9)) * (1 + 0.2 * np.sin(t / 13)) + [3 * t, 0] for t in range(n)])
+    assert signals.lip_dynamics(moving) == pytest.approx(0.0, abs=1e-9)
+    lm[50:60] = np.nan  # frames without a face are left out
+    assert np.isfinite(signals.lip_dynamics(lm))
+    assert np.isnan(signals.lip_dynamics(np.full((5, 68, 2), np.nan)))
+
+
+def pauses_envelope(n: int = 250) -> np.ndarray:
+    """Speech at -20 dB, with pauses at -60 dB: frames 0-20 (clip start), 50-75 (1 s), 150-160
+    (0.4 s), and a 0.2 s dip at 100-105 that is too short to be a pause."""
+    env = np.full(n, -20.0)
+    for a, b in ((0, 20), (50, 75), (100, 105), (150, 160)):
+        env[a:b] = -60.0
+    return env
+
+
+def test_speech_pauses_are_long_deep_dips_less_their_edges_next_to_speech():
+    env = pauses_envelope()
+    # 0.1 s at 25 fps = 2 frames off each end that touches speech; the clip's start is no speech edge
+    assert signals.speech_pauses(env, FPS) == [(0, 18), (52, 73), (152, 158)]
+    assert signals.speech_pauses(env + 10 * (env < -30), FPS) == [(0, 18), (52, 73), (152, 158)]  # 30 dB under
+    assert signals.speech_pauses(env * 0 - 20, FPS) == []  # talking throughout
+    shallow = np.where(env < -30, -40.0, -20.0)  # 20 dB under the speech: noisy room, not a pause
+    assert signals.speech_pauses(shallow, FPS) == []
+
+
+def test_silent_lip_mad_measures_twitching_in_pauses_only():
+    env = pauses_envelope()
+    n = len(env)
+    rng = np.random.default_rng(0)
+    mouth = 0.05 + 0.04 * np.abs(np.sin(np.arange(n) / 2))  # talking: big moves
+    delta = 0.003
+    for (a, b), level in zip(signals.speech_pauses(env, FPS), (0.01, 0.02, 0.03)):
+        mouth[a:b] = level + delta * (-1.0) ** np.arange(b - a)  # each pause at its own rest level
+    mouth[50:52] = 0.09  # the mouth closing after the word: inside the 0.1 s margin, not counted
+    mouth[100:105] = 0.0  # a 0.2 s dip is a stop closure, not a pause
+    assert signals.silent_lip_mad(mouth, env, FPS) == pytest.approx(delta)
+    # Gaussian twitches of sd σ in two 20 s pauses: MAD = 0.6745 σ
+    long_env = np.full(2000, -20.0)
+    long_env[100:600] = long_env[1000:1500] = -60.0
+    still = 0.05 + 0.04 * np.abs(np.sin(np.arange(2000) / 2))
+    for a, b in signals.speech_pauses(long_env, FPS):
+        still[a:b] = 0.02 + rng.normal(0, 0.004, b - a)
+    assert signals.silent_lip_mad(still, long_env, FPS) == pytest.approx(0.6745 * 0.004, rel=0.06)
+    assert np.isnan(signals.silent_lip_mad(mouth, np.full(n, -20.0), FPS))  # no pause
+
+
+def test_brow_height_ignores_head_roll():
+    n, iod = 200, 60.0
+    t = np.arange(n)
+    raise_px = 6.0 * np.sin(2 * np.pi * t / 40)
+    roll = 15.0 * np.sin(2 * np.pi * t / 67)
+    base = face68()
+    raised = np.stack([rotate(with_brows(base, 20 + r), a) * 1.3 + [100, 50] for r, a in zip(raise_px, roll)])
+    height = signals.brow_height(raised)
+    np.testing.assert_allclose(height, (20 + raise_px) / iod, atol=1e-9)
+    assert signals.spread(height) == pytest.approx(raise_px.std() / iod)
+    tilting = np.stack([rotate(with_brows(base, 20), a) for a in roll])  # brows still, head rolls ±15°
+    assert signals.spread(signals.brow_height(tilting)) == pytest.approx(0.0, abs=1e-9)
+
+
+def open_jaw(lm: np.ndarray, drop: float) -> np.ndarray:
+    """The jaw opened by `drop` px: lower lip down by `drop`, mouth corners by half of it."""
+    lm = lm.copy()
+    lm[[55, 56, 57, 58, 59, 65, 66, 67]] += [0, drop]
+    lm[[48, 54, 60, 64]] += [0, drop / 2]
+    return lm
+
+
+def test_corner_lift_sees_a_smile_not_speech_nor_roll():
+    base = face68(gap=0.0)
+    assert signals.corner_lift(base) == pytest.approx(0.0)
+    speaking = np.stack([open_jaw(base, d) for d in np.linspace(0, 20, 30)])
+    np.testing.assert_allclose(signals.corner_lift(speaking), 0.0, atol=1e-9)
+    smile = base.copy()
+    smile[[48, 54]] -= [0, 3.0]  # corners up 3 px; IOD 60 px
+    assert signals.corner_lift(smile) == pytest.approx(0.05)
+    tilted = np.stack([rotate(smile, a) for a in (-20, -5, 0, 12, 25)])
+    np.testing.assert_allclose(signals.corner_lift(tilted), 0.05, atol=1e-9)
+    assert signals.mouth_width(base) == pytest.approx(36 / 60)
+    assert signals.mouth_width(rotate(base, 30) * 2) == pytest.approx(36 / 60)
+
+
+def test_eye_open_sd_leaves_blinks_out():
+    n = 500
+    ear = 0.3 + 0.02 * np.sin(2 * np.pi * np.arange(n) / 50)
+    blinks = np.array([60, 200, 420])
+    keep = np.ones(n, bool)
+    for b in blinks:
+        ear[b - 2:b + 3] = [0.2, 0.1, 0.05, 0.1, 0.2]
+        keep[b - 2:b + 3] = False
+    assert signals.eye_open_sd(ear, blinks) == pytest.approx(ear[keep].std())
+    assert signals.eye_open_sd(ear, blinks) == pytest.approx(0.02 / np.sqrt(2), rel=0.05)
+    assert signals.spread(ear) > 2 * signals.eye_open_sd(ear, blinks)  # blinks would swamp it
+    assert signals.eye_open_sd(ear, np.zeros(0, np.int64)) == pytest.approx(signals.spread(ear))
+
+
+def test_slow_share_splits_turns_from_nods():
+    t = np.arange(int(20 * FPS)) / FPS
+    turns, nods = 3.0 * np.sin(2 * np.pi * 0.2 * t), 1.0 * np.sin(2 * np.pi * 3.0 * t)
+    assert signals.slow_share(turns + nods, FPS) == pytest.approx(9 / (9 + 1), abs=0.01)
+    assert signals.slow_share(turns, FPS) == pytest.approx(1.0, abs=0.01)
+    assert signals.slow_share(nods, FPS) == pytest.approx(0.0, abs=0.01)
+    assert signals.slow_share(turns + nods + 10.0, FPS) == pytest.approx(0.9, abs=0.01)  # the level is no motion
+    gappy = turns + nods
+    gappy[100:110] = np.nan
+    assert signals.slow_share(gappy, FPS) == pytest.approx(0.9, abs=0.02)
+    assert np.isnan(signals.slow_share(np.zeros(100), FPS))  # still
+    assert np.isnan(signals.slow_share(turns[:10], FPS))  # under a second
+
+
+def test_amplitude_metrics_in_clip_metrics():
+    from facetalk.eval.metrics import clip_metrics
+
+    n = 250
+    gaps = 10.0 + 4.0 * np.sin(2 * np.pi * np.arange(n) / 50)
+    m = clip_metrics(synthetic_measure("real", gaps, [0.3]))
+    assert m["mouth_open_sd"] == pytest.approx(4.0 / np.sqrt(2), rel=1e-3)  # % of the 100 px face height
+    assert m["mouth_open_range"] == pytest.approx(2 * 4.0 * np.sin(0.45 * np.pi), rel=0.01)
+    assert m["brow_sd"] == pytest.approx(0.0, abs=1e-9) and m["smile_sd"] == pytest.approx(0.0, abs=1e-9)
+    assert m["mouth_width_sd"] == pytest.approx(0.0, abs=1e-9)
+    assert m["eye_open_sd"] == pytest.approx(0.0, abs=1e-9)
+    assert m["lip_dynamics"] > 0
+    assert m["silent_lip_mad"] is None  # the envelope (the gaps themselves) has no pause
+    assert m["yaw_slow_share"] < 0.05  # yaw swings every 4 frames: fast, but for the filter's start-up
+    assert m["pitch_slow_share"] is None  # a still angle has no share
+
+
+def test_reject_outliers_drops_landmark_failures_and_keeps_motion():
+    n = 400
+    t = np.arange(n)
+    wave = 0.3 + 0.02 * np.sin(2 * np.pi * t / 40)
+    np.testing.assert_array_equal(signals.reject_outliers(wave), wave)  # a sine's peaks stay
+    glitched = wave.copy()
+    bad = [30, 31, 150, 151, 152, 300]
+    glitched[bad] = 0.2  # dlib drops the brows 10 % IOD for a few frames
+    kept = signals.reject_outliers(glitched)
+    assert np.isnan(kept[bad]).all() and np.isfinite(np.delete(kept, bad)).all()
+    assert signals.spread(glitched) > 1.25 * signals.spread(wave)  # 6 frames of 400 add a quarter
+    assert signals.expression_spread(glitched) == pytest.approx(signals.spread(wave), rel=0.02)
+    flat = np.full(50, 0.3)
+    flat[10] = 0.5  # MAD zero: nothing to judge by, nothing dropped
+    assert np.isfinite(signals.reject_outliers(flat)).all()
+
+
+def test_without_pitch_removes_what_follows_the_nod():
+    n = 500
+    t = np.arange(n) / FPS
+    raise_ = 0.04 * np.sin(2 * np.pi * 0.3 * t)  # brows: 0.3 Hz, pitch: 0.7 Hz, whole periods of both
+    pitch = 8.0 * np.sin(2 * np.pi * 0.7 * t)
+    seen = 0.25 + raise_ - 0.15 * np.sin(np.radians(pitch))  # the nod's leak, 0.26 % IOD per degree
+    assert signals.spread(seen) > 1.1 * raise_.std()
+    np.testing.assert_allclose(signals.without_pitch(seen, pitch) - 0.25, raise_, atol=1e-3)
+    assert signals.expression_spread(seen, pitch) == pytest.approx(raise_.std(), rel=0.02)
+    np.testing.assert_array_equal(signals.without_pitch(seen, np.zeros(n)), seen)  # still head: untouched
+    gappy = pitch.copy()
+    gappy[:20] = np.nan
+    assert np.isfinite(signals.without_pitch(seen, gappy)).all()
