@@ -67,6 +67,7 @@ OPENING = ("jawOpen", "lowerLipDown", "upperLipUp")  # fitted, and what the lip-
 GAINED = ("jawOpen", "lowerLipDown")  # what the loudness gain scales (as MouthMotion does)
 SMILE_SMOOTH_S, BROW_SMOOTH_S = 0.5, 0.1  # the slow part of a smile; a brow raise without jitter
 _C = {name: i for i, name in enumerate(COLUMNS)}
+BROWS: dict[str, float] = {}  # brow height per unit coefficient, set in main (needs the portrait's face)
 
 
 @dataclass
@@ -104,19 +105,45 @@ def gather(videos: Path, cache: Path) -> list[Clip]:
 
 # --- the lip gap: what the evaluation's mouth opening measures -------------------------------------
 
-def gap_per_unit() -> dict[str, float]:
-    """Inner-lip gap (cm) each mouth coefficient opens at 1, on the built-in portrait's face."""
+def _portrait_basis() -> tuple[np.ndarray, np.ndarray]:
     from facetalk.face.basis import build_basis, mouth_close
-    from facetalk.motion.encode import lip_gap
-    from facetalk.motion.track import EXPRESSIONS
     from facetalk.pipeline import rig_from_photo
 
     rig, _ = rig_from_photo(ROOT / "facetalk" / "assets" / "portrait.png")
     shut = rig.shape + mouth_close(rig.shape)
-    basis = build_basis(shut)
+    return shut, build_basis(shut)
+
+
+def gap_per_unit() -> dict[str, float]:
+    """Inner-lip gap (cm) each mouth coefficient opens at 1, on the built-in portrait's face."""
+    from facetalk.motion.encode import lip_gap
+    from facetalk.motion.track import EXPRESSIONS
+
+    shut, basis = _portrait_basis()
     return {name: float(lip_gap(shut + basis[EXPRESSIONS.index(name)]) - lip_gap(shut)) for name in
             ("jawOpen", "lowerLipDown", "upperLipUp", "mouthFunnel", "mouthPucker", "mouthPress", "mouthStretchL",
              "mouthSmileL")}
+
+
+def brow_per_unit() -> dict[str, float]:
+    """Brow height over the eyes (cm; the brows' mean height above the eye corners, as the
+    evaluation measures it) that each coefficient adds at 1: the raise the eye sees, whichever
+    fields the encoder split it into."""
+    from facetalk.face import landmarks as L
+    from facetalk.motion.track import EXPRESSIONS
+
+    shut, basis = _portrait_basis()
+    brows, eyes = list(L.BROW_R + L.BROW_L), [33, 133, 362, 263]
+
+    def height(shape: np.ndarray) -> float:
+        return float(shape[brows, 1].mean() - shape[eyes, 1].mean())
+    names = ("browInnerUp", "browOuterUpL", "browOuterUpR", "browDownL", "browDownR", "eyeWide", "eyeSquint")
+    return {name: height(shut + basis[EXPRESSIONS.index(name)]) - height(shut) for name in names}
+
+
+def brow_height(values: np.ndarray, per_unit: dict[str, float]) -> np.ndarray:
+    """(T,) brow height change (cm) of a motion track (T, COLUMNS)."""
+    return sum(g * values[:, _C[name]] for name, g in per_unit.items())
 
 
 def lip_gap(values: np.ndarray, per_unit: dict[str, float]) -> np.ndarray:
@@ -291,6 +318,13 @@ def smile_sd(clip: Clip, params: dict, head: dict) -> float:
     return float(np.sqrt(np.mean(np.square(sds))))
 
 
+def brow_track(curves: dict[str, np.ndarray], n: int) -> np.ndarray:
+    out = np.zeros((n, len(COLUMNS)))
+    for name, curve in curves.items():
+        out[:, _C[name]] = curve
+    return out
+
+
 def brow_curves(clip: Clip, params: dict, head: dict) -> dict[str, np.ndarray]:
     f = clip.features
     pitch = f.pitch_hz if f.pitch_hz is not None else np.zeros(len(f))
@@ -303,7 +337,7 @@ def brow_curves(clip: Clip, params: dict, head: dict) -> dict[str, np.ndarray]:
 def real_expression_sd(clip: Clip) -> dict[str, float]:
     smile = (clip.real[:, _C["mouthSmileL"]] + clip.real[:, _C["mouthSmileR"]]) / 2
     return {"smile": float(gaussian_filter1d(smile, SMILE_SMOOTH_S * FPS).std()),
-            "brow": float(gaussian_filter1d(clip.real[:, _C["browInnerUp"]], BROW_SMOOTH_S * FPS).std()),
+            "brow": float(gaussian_filter1d(brow_height(clip.real, BROWS), BROW_SMOOTH_S * FPS).std()),
             "wide": float(gaussian_filter1d(clip.real[:, _C["eyeWide"]], BROW_SMOOTH_S * FPS).std())}
 
 
@@ -328,11 +362,12 @@ def fit_expression(clips: list[Clip], head: dict) -> tuple[dict, dict[str, float
         fit = {"brow_floor": floor}
         err = {}
         for key, column in (("brow", "browInnerUp"), ("wide", "eyeWide")):
-            gen = np.array([c[column].std() for c in curves])
+            gen = np.array([brow_height(brow_track(c, len(c[column])), BROWS).std() if key == "brow" else c[column].std()
+                            for c in curves])
             ok = gen > 1e-4
             r = np.array([x[key] for x in real])
             log_scale = float(np.mean(np.log(r[ok]) - np.log(gen[ok]))) if ok.any() else 0.0
-            fit[key] = round(min(float(np.exp(log_scale)), 1.0), 3)
+            fit[key] = round(float(np.exp(log_scale)), 3)  # may exceed 1: raises are drawn at their accent's strength
             err[key] = float(np.sqrt(np.mean((np.log(gen[ok]) + log_scale - np.log(r[ok])) ** 2))) if ok.any() else np.inf
         if best is None or err["brow"] < best[1]["brow"]:
             best = (fit, err)
@@ -356,7 +391,7 @@ def figures(clips: list[Clip], f: fitted_module.Fitted, per_unit: dict[str, floa
             "clip": c.name, "held_out": c.held_out,
             "gap_sd": gen_gap.std() / real_gap.std(), "gap_r": float(np.corrcoef(gen_gap, real_gap)[0, 1]),
             "smile_sd": smile_sd(c, expr, head) / max(r["smile"], 1e-6),
-            "brow_sd": b["browInnerUp"].std() / max(r["brow"], 1e-6),
+            "brow_sd": brow_height(brow_track(b, len(b["browInnerUp"])), BROWS).std() / max(r["brow"], 1e-6),
             **{f"{k}_sd": float(g / rr) for k, g, rr in zip(ANGLES, head_sd(c, head), real_head_sd(c))},
         })
     return rows
@@ -373,7 +408,8 @@ def print_figures(title: str, rows: list[dict]) -> None:
         for r in sel:
             print(f"  {r['clip'][:32]:32s}" + "".join(f"{r[k]:10.2f}" for k in keys))
         mean = {k: np.mean([r[k] for r in sel]) for k in keys}
-        typical = {k: np.exp(np.sqrt(np.mean([np.log(r[k]) ** 2 for r in sel]))) for k in keys if k.endswith("_sd")}
+        typical = {k: np.exp(np.sqrt(np.mean([np.log(max(r[k], 1e-3)) ** 2 for r in sel]))) for k in keys
+                   if k.endswith("_sd")}
         print(f"  {'mean, ' + name:32s}" + "".join(f"{mean[k]:10.2f}" for k in keys))
         print(f"  {'typical factor, ' + name:32s}" + "".join(f"{typical[k]:10.2f}" if k in typical else f"{'':10s}"
                                                             for k in keys))
@@ -400,6 +436,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fit_motion: no clips at {args.videos} (the evaluation material ../shared/eval is absent); nothing to fit")
         return 0
     clips = gather(args.videos, args.cache)
+    global BROWS
+    BROWS = brow_per_unit()
+    print("brow height (cm) per unit coefficient:", {k: round(v, 3) for k, v in BROWS.items()})
     fit = [c for c in clips if not c.held_out]
     per_unit = gap_per_unit()
     before = fitted_module.fitted()

@@ -61,7 +61,7 @@ class BrowMotion:
                     self.raised.add(i, self.question_kernel, np.maximum)
                 self.voiced = []
         scale = (self.floor + (1 - self.floor) * engagement) * gain
-        inner = np.clip(self.raised.take(n) * self.brow * scale, 0, 1)
+        inner = np.clip(self.raised.take(n) * self.brow * scale, 0, 1)  # `brow` may exceed 1: a strong accent tops out
         wide = np.clip(self.widened.take(n) * self.wide * scale, 0, 1)
         return {"browInnerUp": inner, "browOuterUpL": inner * OUTER_SHARE, "browOuterUpR": inner * OUTER_SHARE,
                 "eyeWide": wide}

@@ -73,6 +73,8 @@ class MotionGenerator:
         brows = self.brows.run(pitch, f.loudness, next_pitch, float(ahead.loudness[0]), f.active, engagement,
                                c.brow_gain)
         smiles = self.smiles.run(f.active, pitch, engagement, c.smile_gain)
+        shut = np.maximum(eyes["eyeBlinkL"], eyes["eyeBlinkR"])
+        brows["eyeWide"] = brows["eyeWide"] * (1.0 - shut)  # a blink shuts the lids however wide they were
         curves = {**self.mouth.run(f.phones, f.loudness, f.brightness, f.active), **brows, **head, **eyes, **smiles}
         # The eyes hold the requested direction while the head moves: they counter-rotate (VOR).
         curves["gazeYaw"] = np.clip(eyes["gazeYaw"] + c.gaze_yaw - head["yaw"], -GAZE_MAX_DEG, GAZE_MAX_DEG)
