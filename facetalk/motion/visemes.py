@@ -41,7 +41,7 @@ def _v(jaw=0.0, press=0.0, funnel=0.0, pucker=0.0, stretch=0.0, lip_up=0.0, lip_
 
 
 VISEMES: dict[str, Viseme] = {
-    "sil": _v(dom=(0.3, 0.3)),
+    "sil": _v(dom=(1.0, 1.0)),  # a pause settles the lips within ~0.1 s: real lips rest still in pauses
     "PP": _v(jaw=0.03, press=0.4, dom=(4.0, 6.0)),  # M B P: lips pressed shut
     "FF": _v(jaw=0.07, lip_up=0.35, dom=(2.0, 3.0)),  # F V: lower lip under the upper teeth
     "TH": _v(jaw=0.15, lip_up=0.1, dom=(1.0, 0.5)),
