@@ -20,7 +20,17 @@ features. Then, with the generator's structure fixed, its constants are solved f
 - expressions: the amplitude (and, for smiles, the chance per phrase) that matches the spread of
   the real slow smile, the brow raise and the eye widening.
 
-Clips in HELD_OUT are kept out of every fit and reported separately. Stochastic parts are averaged
+A second, optional stage closes the loop through the renderer and the evaluation's own measure
+(dlib landmarks of the rendered video, not MediaPipe's of the real one): `--calibrate REPORT` takes
+the `report.json` of a `facetalk eval` run made with the constants this fit writes, and scales each
+amplitude by exp(-mean log ratio) of its evaluation ratio (generated / real) over the clips of the
+fit, so that the rendered face moves as far as the real one *as the evaluation sees both*:
+
+    .venv/bin/python tools/fit_motion.py --write
+    .venv/bin/facetalk eval --videos ../shared/eval/video_real --out /tmp/fit_eval
+    .venv/bin/python tools/fit_motion.py --write --calibrate /tmp/fit_eval/report.json
+
+Clips in HELD_OUT are kept out of every fit (and of the calibration) and reported separately. Stochastic parts are averaged
 over SEEDS seeds. The run takes ~1 minute (encoding is cached in --cache).
 """
 
@@ -415,6 +425,46 @@ def print_figures(title: str, rows: list[dict]) -> None:
                                                             for k in keys))
 
 
+# evaluation ratio -> what it scales: (section, key or keys); opening visemes are the mouth's
+CALIBRATED = {
+    "yaw_sd": ("head", ("drift_sd.yaw", "turn_sd.yaw")),
+    "pitch_sd": ("head", ("drift_sd.pitch", "turn_sd.pitch", "nod_deg")),
+    "roll_sd": ("head", ("drift_sd.roll", "turn_sd.roll")),
+    "brow_sd": ("expression", ("brow",)),
+    "smile_sd": ("expression", ("smile",)),
+    "mouth_open_sd": ("visemes", OPENING),
+}
+
+
+def calibration(report: Path, fit: list[str]) -> dict[str, float]:
+    """Per evaluation ratio, the factor exp(-mean log ratio) over the fit's clips in `report`."""
+    data = json.loads(report.read_text())
+    out = {}
+    for metric in CALIBRATED:
+        logs = [np.log(c["ratios"][metric]) for c in data["clips"]
+                if c["name"] in fit and (c.get("ratios") or {}).get(metric)]
+        out[metric] = float(np.exp(-np.mean(logs))) if logs else 1.0
+    return out
+
+
+def calibrate(table: np.ndarray, head: dict, expression: dict, factors: dict[str, float]) -> None:
+    """Scale the fitted amplitudes in place by the calibration factors."""
+    for metric, (section, keys) in CALIBRATED.items():
+        k = factors.get(metric, 1.0)
+        if section == "visemes":
+            for name in keys:
+                p = MOUTH.index(name)
+                table[:, p] = np.clip(table[:, p] * k, 0.0, 1.0)
+            continue
+        target = head if section == "head" else expression
+        for key in keys:
+            if "." in key:
+                outer, inner = key.split(".")
+                target[outer][inner] = round(target[outer][inner] * k, 3)
+            else:
+                target[key] = round(target[key] * k, 3)
+
+
 def to_json(table: np.ndarray, gain: tuple[float, float], head: dict, expression: dict, fit: list[str],
             held: list[str]) -> dict:
     return {
@@ -431,6 +481,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--videos", type=Path, default=ROOT.parent / "shared" / "eval" / "video_real")
     ap.add_argument("--cache", type=Path, default=Path("/tmp/facetalk_fit_cache"))
     ap.add_argument("--write", action="store_true", help="write facetalk/motion/fitted.json")
+    ap.add_argument("--calibrate", type=Path, help="report.json of a facetalk eval run with the constants this "
+                    "fit writes: scale the amplitudes by the evaluation's ratios on the fit's clips")
     args = ap.parse_args(argv)
     if not args.videos.is_dir():
         print(f"fit_motion: no clips at {args.videos} (the evaluation material ../shared/eval is absent); nothing to fit")
@@ -458,7 +510,16 @@ def main(argv: list[str] | None = None) -> int:
     expression, expr_rms = fit_expression(fit, head)
     print(f"expressions: {expression} (RMS log ratio {', '.join(f'{k} {v:.2f}' for k, v in expr_rms.items())})")
 
+    if args.calibrate:
+        factors = calibration(args.calibrate, [c.name for c in fit])
+        print(f"\ncalibration by {args.calibrate} (evaluation ratios on the fit's clips): "
+              + ", ".join(f"{m} x{k:.2f}" for m, k in factors.items()))
+        head = json.loads(json.dumps(head))  # a deep copy to scale
+        calibrate(table, head, expression, factors)
+        print(f"head: {head}\nexpressions: {expression}")
     data = to_json(table, gain, head, expression, [c.name for c in fit], [c.name for c in clips if c.held_out])
+    if args.calibrate:
+        data["calibrated_by"] = {m: round(k, 3) for m, k in factors.items()}
     after = fitted_module.parse(data)
     print_figures("BEFORE (the constants shipped now)", figures(clips, before, per_unit))
     print_figures("AFTER (the constants just fitted)", figures(clips, after, per_unit))
