@@ -43,14 +43,16 @@ def measures(frame: np.ndarray) -> dict[str, float]:
     assert found, "no face found in the rendered frame"
     p = found[0][:, :2].astype(np.float64)
     iod = float(np.linalg.norm(p[L.IRIS_L_CENTER] - p[L.IRIS_R_CENTER]))
-    eye_width = float(np.linalg.norm(p[33] - p[263]))
+    # face width between the cheek points: MediaPipe's eye corners drift with the irises themselves
+    # (2-3 % for a 25-degree gaze), which is not the face changing size
+    face_width = float(np.linalg.norm(p[234] - p[454]))
     corners = p[list(L.MOUTH_CORNERS)].mean(0)
     lip_mid = (p[L.UPPER_LIP_MID] + p[L.LOWER_LIP_MID]) / 2
     face_h = float(np.linalg.norm(p[L.FOREHEAD] - p[L.CHIN]))
     brow = p[list(L.BROW_L + L.BROW_R)][:, 1].mean()
     eyes = p[list(L.EYE_L + L.EYE_R)][:, 1].mean()
     gaze = iris_offset(p)
-    return {"gaze_x": float(gaze[0]), "gaze_y": float(gaze[1]), "size": eye_width,
+    return {"gaze_x": float(gaze[0]), "gaze_y": float(gaze[1]), "size": face_width,
             "corner_lift": float((lip_mid[1] - corners[1]) / face_h), "iod": iod,
             "brow_height": float((eyes - brow) / face_h)}
 

@@ -292,3 +292,87 @@ def test_eval_dog_has_no_human_face(shared_eval: Path) -> None:
         pytest.skip("no dog image in the evaluation set")
     with pytest.raises(FacetalkError, match="no face"):
         build_rig(read_image(dogs[0]))
+
+
+# --- the range of motion (issue 14): jaw, ring, plate ---------------------------------------------
+
+LOWER_LIP_COLUMNS = (  # the lower lip's four contours (inner, two between, outer), column by column
+    (318, 319, 320, 321), (402, 403, 404, 405), (317, 316, 315, 314), (14, 15, 16, 17),
+    (87, 86, 85, 84), (178, 179, 180, 181), (88, 89, 90, 91),
+)
+
+
+def test_the_lower_lip_rides_the_jaw_whole(rig: FaceRig) -> None:
+    """jawOpen drops the lower lip's flesh as one piece: the contours between its inner and outer
+    edges keep up with them (a lip whose middle lagged behind its edges would smear)."""
+    jaw = rig.basis[rig.expressions.index("jawOpen")]
+    for column in LOWER_LIP_COLUMNS:
+        drops = -jaw[list(column), 1]
+        assert drops.min() > 0.8 * drops.max(), (column, drops)
+
+
+def test_jaw_open_stretches_the_cheek_gradually(rig: FaceRig) -> None:
+    """Beside the mouth corners the cheek hands over from skull to jaw over a band, not along a
+    crease: no two neighbouring mesh vertices there differ in drop by more than half the jaw's."""
+    from facetalk.face import landmarks as L
+
+    jaw = rig.basis[rig.expressions.index("jawOpen")]
+    drop = -jaw[:, 1]
+    tris = L.canonical_mesh().triangles
+    edges = np.concatenate([tris[:, [0, 1]], tris[:, [1, 2]], tris[:, [2, 0]]])
+    lips = set(L.LIPS_INNER + L.LIPS_OUTER + L.LIPS_MID_UPPER + L.LIPS_MID_LOWER)
+    corner = rig.shape[list(L.MOUTH_CORNERS)]
+    cx, cy, half = corner[:, 0].mean(), corner[:, 1].mean(), np.abs(corner[:, 0] - corner[:, 0].mean()).mean()
+    beside = [i for i in range(468) if i not in lips and abs(rig.shape[i, 0] - cx) > half + 0.1
+              and cy - 2.5 < rig.shape[i, 1] < cy + 1.0]
+    mask = np.isin(edges, beside).all(1)
+    steps = np.abs(drop[edges[mask, 0]] - drop[edges[mask, 1]])
+    assert mask.sum() > 20 and steps.max() < 0.5 * drop[14]
+
+
+def test_ring_follows_the_head_near_the_face_and_stays_still_at_the_border(rig: FaceRig) -> None:
+    border = (np.isclose(rig.ring_points, 0) | np.isclose(rig.ring_points, rig.size - 1)).any(1)
+    assert border.sum() >= 8 and np.all(rig.ring_follow[border] == 0)
+    assert np.all(rig.ring_anchor[border] == -1)
+    inner = ~border & (rig.ring_relief > 0.5)
+    assert inner.sum() > 20  # vertices just beyond the face keep most of its depth: they turn with it
+    assert np.all((rig.ring_follow >= 0) & (rig.ring_follow <= 1))
+    assert np.all((rig.ring_relief >= 0) & (rig.ring_relief <= 1))
+
+
+def test_ring_carries_the_head_outline() -> None:
+    """Where the person mask has an outline beside the face, a ring vertex sits just beyond it,
+    so the outline moves with the head instead of being stretched."""
+    from facetalk.face import landmarks as L
+    from facetalk.face.ring import OUTLINE_MARGIN, build_ring
+
+    size = 256
+    lm = np.zeros((478, 2))
+    t = np.linspace(0, 2 * np.pi, len(L.FACE_OVAL), endpoint=False)
+    lm[list(L.FACE_OVAL)] = np.column_stack([128 + 50 * np.sin(t), 120 - 60 * np.cos(t)])
+    alpha = np.zeros((size, size), np.float32)
+    cv2.ellipse(alpha, (128, 120), (65, 78), 0, 0, 360, 1.0, -1)  # the head: 15 px beyond the face
+    ring = build_ring(lm, size, alpha)
+    head = ring.anchor >= 0
+    r = np.hypot((ring.points[head, 0] - 128) / 65, (ring.points[head, 1] - 120) / 78)
+    just_beyond = (r > 1.0) & (r < 1.0 + 2 * OUTLINE_MARGIN)
+    assert just_beyond.sum() >= 20
+
+
+def test_plate_carries_the_background_texture_to_the_outline() -> None:
+    """The background uncovered beside a turned head is textured like the background around it,
+    not a blurred smear."""
+    from facetalk.face.plates import background_plate
+
+    rng = np.random.default_rng(0)
+    size = 256
+    crop = np.clip(120 + 40 * rng.standard_normal((size, size, 3)), 0, 255).astype(np.uint8)
+    alpha = np.zeros((size, size), np.float32)
+    cv2.circle(alpha, (128, 128), 70, 1.0, -1)
+    plate = background_plate(crop, alpha)
+    yy, xx = np.mgrid[0:size, 0:size]
+    r = np.hypot(xx - 128, yy - 128)
+    hi = lambda img: np.abs(cv2.Laplacian(img.astype(np.float32).mean(2), cv2.CV_32F))  # noqa: E731
+    rim = (r > 62) & (r < 72)  # uncovered first when the head moves
+    outside = (r > 95) & (r < 110)
+    assert hi(plate)[rim].mean() > 0.4 * hi(plate)[outside].mean()

@@ -83,3 +83,27 @@ def test_photo_teeth_come_from_a_bright_opening_only() -> None:
     assert teeth is not None and np.allclose(teeth, (235, 228, 215), atol=2)
     photo[30:40, 25:75] = (40, 15, 15)  # no teeth showing
     assert photo_teeth(photo, upper, lower, SKIN) is None
+
+
+def test_a_photo_mouth_opened_wider_keeps_its_teeth_but_not_its_dark_gap() -> None:
+    """A photo taken with parted lips lends its teeth to a wider opening; its own dark gap between
+    them is left out, so it does not outline the painted cavity with a dark seam."""
+    src_upper, src_lower = _opening(gap=10.0)
+    photo = np.empty((80, 100, 3), np.uint8)
+    photo[:] = LIP
+    ys, xs = np.mgrid[:80, :100]
+    top = np.interp(xs, src_upper[:, 0], src_upper[:, 1])
+    bottom = np.interp(xs, src_lower[:, 0], src_lower[:, 1])
+    inside = (ys >= top) & (ys <= bottom)
+    photo[inside] = (2, 2, 2)  # the gap, black
+    photo[inside & (ys < top + 3)] = (235, 228, 215)  # upper teeth
+    upper, lower = _opening(gap=30.0)
+    frame = np.empty_like(photo)
+    frame[:] = LIP
+    draw_mouth(frame, upper, lower, mouth_palette(SKIN, False), src_upper, src_lower, photo, True,
+               bite=upper, jaw_line=lower)
+    luma = frame.astype(float) @ np.array([0.299, 0.587, 0.114])
+    column = luma[:, 50]
+    assert column[int(upper[5, 1]) + 1:int(upper[5, 1]) + 3].mean() > 150  # the photo's teeth, moved with the lip
+    painted = _paint(upper, lower)  # the same opening painted from scratch
+    assert luma[25:60, 35:66].min() > 0.6 * (painted.astype(float) @ np.array([0.299, 0.587, 0.114]))[25:60, 35:66].min()

@@ -290,3 +290,75 @@ def test_gaze_pitch_moves_the_irises_up(rig: FaceRig, renderer: Renderer, neutra
             return float(ys.mean())
 
         assert centroid_y(up) < centroid_y(g0) - 0.5
+
+
+# --- the limits of the motion range (issue 14) -------------------------------------------------
+
+INNER_LIP_PAIRS = ((82, 87), (13, 14), (312, 317))
+
+
+def lip_gap(p: np.ndarray) -> float:
+    """Inner-lip gap over face height (nose bridge to chin), as the evaluation measures a mouth."""
+    gap = np.mean([np.linalg.norm(p[a] - p[b]) for a, b in INNER_LIP_PAIRS])
+    return float(gap / np.linalg.norm(p[168] - p[152]))
+
+
+def test_jaw_open_reaches_a_wide_ah(renderer: Renderer) -> None:
+    """jawOpen = 1 parts shut lips as far as real speakers' widest vowels (JAW_OPEN_GAP, measured
+    on the evaluation's real clips), and jawOpen = 0.5 about half as far: an ordinary vowel."""
+    from facetalk.face.basis import JAW_OPEN_GAP
+
+    shut = dict(mouthClose=1.0)  # the portrait's own mouth is open: close it first
+    g0 = lip_gap(positions(renderer, Motion(expression=expr(**shut))))
+    g5 = lip_gap(positions(renderer, Motion(expression=expr(jawOpen=0.5, **shut))))
+    g1 = lip_gap(positions(renderer, Motion(expression=expr(jawOpen=1.0, **shut))))
+    assert g0 < 0.02
+    assert g1 - g0 > 0.9 * JAW_OPEN_GAP
+    assert 0.35 < (g5 - g0) / (g1 - g0) < 0.65
+
+
+def _map_and_person(renderer: Renderer, motion: Motion) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    map_x, map_y, _ = renderer.backward_map(motion)
+    person = cv2.remap(renderer.rig.alpha, map_x, map_y, cv2.INTER_LINEAR) > 0.5
+    return map_x, map_y, person
+
+
+TURNS = [Motion(yaw=-15.0), Motion(yaw=15.0), Motion(pitch=-10.0), Motion(pitch=10.0)]
+TURN_IDS = ["yaw-15", "yaw+15", "pitch-10", "pitch+10"]
+
+
+@pytest.mark.parametrize("motion", TURNS, ids=TURN_IDS)
+def test_turned_head_has_no_cut_edges(renderer: Renderer, motion: Motion) -> None:
+    """At the edges of real speakers' head motion, no part of the person is cut: neighbouring
+    output pixels come from neighbouring photo pixels (a jump in the backward map is a seam, e.g.
+    the far cheek folding over its own outline, or hair sliding past a band that stays put)."""
+    map_x, map_y, person = _map_and_person(renderer, motion)
+    jump = np.maximum(np.hypot(np.diff(map_x, axis=1)[:-1], np.diff(map_y, axis=1)[:-1]),
+                      np.hypot(np.diff(map_x, axis=0)[:, :-1], np.diff(map_y, axis=0)[:, :-1]))
+    assert ((jump > 6.0) & person[:-1, :-1]).sum() < 250
+
+
+@pytest.mark.parametrize("motion", TURNS[:2], ids=TURN_IDS[:2])
+def test_turned_head_is_not_smeared(renderer: Renderer, motion: Motion) -> None:
+    """A turned head shows what the photo saw edge-on only a little wider: few pixels of the
+    person are magnified more than twice (a smeared band along the near cheek, hair or ear)."""
+    map_x, map_y, person = _map_and_person(renderer, motion)
+    det = np.abs(np.gradient(map_x, axis=1) * np.gradient(map_y, axis=0)
+                 - np.gradient(map_x, axis=0) * np.gradient(map_y, axis=1))
+    assert ((det < 0.5) & person).sum() < 1000
+
+
+@pytest.mark.parametrize("yaw", [15.0, -15.0])
+def test_far_cheek_keeps_its_projected_width(rig: FaceRig, renderer: Renderer, yaw: float) -> None:
+    """The far cheek, from the eye's outer corner to the face's outline, is as wide as the turned
+    face's own projection makes it: not squeezed under a fold, not left unturned."""
+    from facetalk.face.pose import rotation_matrix
+
+    dst = positions(renderer, Motion(yaw=yaw))
+    eye, edge = (263, 454) if yaw > 0 else (33, 234)  # yaw > 0 turns the subject's left side away
+    rendered = abs(dst[edge, 0] - dst[eye, 0])
+    cam = rig.pose.scale * rig.shape @ (rotation_matrix(yaw, 0, 0) @ rig.pose.rotation).T
+    band = np.abs(rig.shape[:468, 1] - rig.shape[edge, 1]) < 1.0
+    outline = cam[:468][band, 0].max() if yaw > 0 else cam[:468][band, 0].min()
+    expected = abs(outline - cam[eye, 0])
+    assert 0.8 < rendered / expected < 1.3

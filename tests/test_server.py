@@ -327,7 +327,9 @@ def test_two_sessions_are_isolated_and_a_third_is_refused(client: TestClient, pc
     alone_b = solo_frames(stored.avatar, silence, Controls())
     for got, want in ((frames_a, alone_a), (frames_b, alone_b)):
         assert len(got) == len(want)
-        assert max(np.abs(g[2].astype(int) - w.astype(int)).mean() for g, w in zip(got, want)) < 3
+        # two sessions carry different watermarks (~1.8 apart, stronger where the frame has texture)
+        # and the wire adds JPEG (~1.4)
+        assert max(np.abs(g[2].astype(int) - w.astype(int)).mean() for g, w in zip(got, want)) < 3.5
     assert np.abs(frames_a[30][2].astype(int) - frames_b[20][2].astype(int)).mean() > 3
     assert wait_until(lambda: client.get("/status").json()["live_sessions"] == 0)
 

@@ -3,8 +3,9 @@
 Each coefficient in [0, 1] owns a field of 3D offsets (centimetres, canonical frame) over the 478
 landmarks; a frame's face is the neutral shape plus the weighted sum of fields. The fields are
 built from anatomy rather than learned: the jaw rotates about its hinge, lip corners pull along the
-cheek, lids slide over the eyeball to the opposite lid. Sizes are set against real faces (a wide
-open jaw drops the lower lip about 2 cm; a smile moves a corner about 0.7 cm).
+cheek, lids slide over the eyeball to the opposite lid. Sizes are set against real faces: jawOpen = 1
+parts the lips as far as real speakers' widest vowels (JAW_OPEN_GAP; the lower lip ~2.1 cm down),
+a smile moves a corner about 0.7 cm.
 """
 
 from __future__ import annotations
@@ -14,7 +15,20 @@ import numpy as np
 from facetalk.face import landmarks as L
 from facetalk.motion.track import EXPRESSIONS
 
-JAW_MAX_RAD = 0.28  # rad: jaw rotation at jawOpen = 1 (lower lip drops ~2 cm)
+JAW_MAX_RAD = 0.22  # rad: jaw rotation at jawOpen = 1 (a wide "ah": see JAW_OPEN_GAP)
+# What jawOpen = 1 means: the inner-lip gap over face height (nose bridge to chin, the evaluation's
+# dlib measure) of real speakers' widest vowels. Over the evaluation's real clips (dlib, every
+# frame): GRID speakers' 99th percentile 0.12 (95th 0.10), all speakers' 99th 0.16 (95th 0.12),
+# the expressive v23's 95th 0.15. Rendered on closed-mouth portraits jawOpen = 1 gives 0.14-0.17
+# (dlib, mean 0.155; on the canonical face a 2.1 cm gap, the lower lip 2.1 cm down and 0.5 cm
+# back), jawOpen = 0.5 gives 0.08-0.10: an ordinary open vowel (GRID's 90th percentile 0.09).
+JAW_OPEN_GAP = 0.15
+JAW_HINGE_CM = (0.0, 0.3, -1.0)  # the condyles, from the face oval's ear points (234/454)
+JAW_GLIDE_CM = (0.0, -0.3, 0.8)  # the condyles' glide down and forward at jawOpen = 1
+JAW_LINE_ABOVE_CM = 0.15  # the skull/jaw hand-over starts this far above the mouth corners ...
+JAW_BAND_CM = (0.6, 1.6)  # ... and spreads over this height under the mouth / out on the cheeks
+JAW_CORNER_SHARE = 0.45  # of the jaw's motion the mouth corners take ...
+JAW_CORNER_SPREAD_CM = 0.6  # ... and the cheek around them, fading over this distance
 SMILE_CM = np.array([0.55, 0.45, -0.25])  # corner offset (out, up, back) of a full smile
 STRETCH_CM = np.array([0.45, -0.15, -0.1])
 FROWN_CM = np.array([0.1, -0.5, 0.0])  # corner offset of a full frown (depressor anguli oris)
@@ -48,23 +62,43 @@ def jaw_open(shape: np.ndarray) -> np.ndarray:
     return _jaw_rotation(shape, JAW_MAX_RAD)
 
 
-def _jaw_rotation(shape: np.ndarray, angle: float) -> np.ndarray:
-    """Rotate everything below the mouth line about the jaw hinge (in front of the ears)."""
-    ears = shape[[234, 454]].mean(0)
-    hinge = np.array([0.0, ears[1] - 1.0, ears[2] + 1.0])
-    mouth_y = shape[list(L.LIPS_INNER)][:, 1].mean()
-    y = shape[:, 1]
-    w = np.clip((mouth_y + 0.15 - y) / 0.9, 0.0, 1.0)
+def jaw_weights(shape: np.ndarray) -> np.ndarray:
+    """(N,) share of the jaw's rotation each vertex takes: the lower lip and everything below it
+    within the mouth's width ride the jaw whole (a lip that lagged behind its own edges would
+    smear); the upper lip stays with the skull; the corners go half way; beside the mouth the
+    cheek hands over from skull to jaw over a band that widens outwards (the cheek stretches
+    over ~1.5 cm, not along one crease)."""
+    centre_x = float(shape[list(L.MOUTH_CORNERS), 0].mean())
+    half = max(0.5 * float(abs(shape[L.MOUTH_CORNERS[1], 0] - shape[L.MOUTH_CORNERS[0], 0])), 0.5)
+    u = np.abs(shape[:, 0] - centre_x) / half  # 1 at the corners
+    top = float(shape[list(L.MOUTH_CORNERS), 1].mean()) + JAW_LINE_ABOVE_CM
+    band = JAW_BAND_CM[0] + (JAW_BAND_CM[1] - JAW_BAND_CM[0]) * np.clip((u - 0.8) / 0.7, 0.0, 1.0)
+    w = np.clip((top - shape[:, 1]) / band, 0.0, 1.0)
     w = w * w * (3 - 2 * w)
-    lower = list(L.LIPS_INNER_LOWER[1:-1]) + list(L.LIPS_OUTER_LOWER[1:-1])
-    upper = list(L.LIPS_INNER_UPPER[1:-1]) + list(L.LIPS_OUTER_UPPER[1:-1])
-    w[lower] = 1.0
-    w[upper] = 0.0
-    w[list(L.MOUTH_CORNERS) + [78, 308]] = 0.45
+    corners = shape[list(L.MOUTH_CORNERS)]
+    d2 = ((shape[:, None, :] - corners[None]) ** 2).sum(-1).min(1)
+    w = np.maximum(w, JAW_CORNER_SHARE * np.exp(-d2 / (2 * JAW_CORNER_SPREAD_CM**2)))  # the modiolus
+    taper = np.clip((u - 0.7) / 0.3, 0.0, 1.0)
+    taper = taper * taper * (3 - 2 * taper)  # 0 in the middle of the mouth, 1 at its corners
+    lower = [i for i in L.LIPS_INNER_LOWER + L.LIPS_OUTER_LOWER + L.LIPS_MID_LOWER if i < len(shape)]
+    upper = [i for i in L.LIPS_INNER_UPPER + L.LIPS_OUTER_UPPER + L.LIPS_MID_UPPER if i < len(shape)]
+    w[lower] = 1.0 - (1.0 - JAW_CORNER_SHARE) * taper[lower]
+    w[upper] = JAW_CORNER_SHARE * taper[upper] ** 2
+    w[list(L.MOUTH_CORNERS) + [78, 308]] = JAW_CORNER_SHARE
+    return w
+
+
+def _jaw_rotation(shape: np.ndarray, angle: float) -> np.ndarray:
+    """Move the jaw's share of every vertex as a mandible opens: a rotation about the condyles
+    (just in front of the ears, at the level of the ear canal) while they glide forward and down
+    (JAW_GLIDE_CM at jawOpen = 1), so the lower lip drops mostly down, not back into the mouth."""
+    ears = shape[[234, 454]].mean(0)
+    hinge = ears + np.array(JAW_HINGE_CM)
+    hinge[0] = 0.0
     c, s = np.cos(angle), np.sin(angle)
     rot = np.array([[1, 0, 0], [0, c, -s], [0, s, c]])  # angle > 0: chin moves down and back
-    moved = (shape - hinge) @ rot.T + hinge
-    return (moved - shape) * w[:, None]
+    moved = (shape - hinge) @ rot.T + hinge + np.array(JAW_GLIDE_CM) * (angle / JAW_MAX_RAD)
+    return (moved - shape) * jaw_weights(shape)[:, None]
 
 
 def _lip_gap_field(shape: np.ndarray, upper_share: float) -> np.ndarray:

@@ -23,6 +23,9 @@ LIPS_INNER_LOWER = (308, 324, 318, 402, 317, 14, 87, 178, 88, 95, 78)
 LIPS_INNER = LIPS_INNER_UPPER + LIPS_INNER_LOWER[1:-1]
 LIPS_OUTER = LIPS_OUTER_UPPER + LIPS_OUTER_LOWER[1:-1]
 MOUTH_CORNERS = (61, 291)
+# The two contours between the inner and outer lip lines, corner to corner (the lips' flesh).
+LIPS_MID_UPPER = (62, 183, 42, 41, 38, 12, 268, 271, 272, 407, 292, 76, 184, 74, 73, 72, 11, 302, 303, 304, 408, 306)
+LIPS_MID_LOWER = (77, 90, 180, 85, 16, 315, 404, 320, 307, 96, 89, 179, 86, 15, 316, 403, 319, 325)
 UPPER_LIP_MID, LOWER_LIP_MID = 13, 14
 
 # Eyes: "R" is the subject's right eye (image left). Upper lids run corner to corner.

@@ -14,6 +14,7 @@ from facetalk.face.detect import _mp, _quiet_native_logs
 from facetalk.face.landmarks import EYE_L, EYE_L_UPPER, EYE_R, EYE_R_UPPER, FACE_OVAL, IRIS_L_CENTER, IRIS_L_RING, IRIS_R_CENTER, IRIS_R_RING
 
 PLATE_WORK_SIDE = 160  # px: the background is inpainted at this size; it only shows at edges
+MIRROR_REACH = 0.08  # share of the crop side over which the mirrored background fades into the smooth fill
 
 
 def person_alpha(crop: np.ndarray, landmarks2d: np.ndarray) -> np.ndarray:
@@ -21,12 +22,17 @@ def person_alpha(crop: np.ndarray, landmarks2d: np.ndarray) -> np.ndarray:
     mp = _mp()
     with _quiet_native_logs(), mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) as seg:
         prob = seg.process(np.ascontiguousarray(crop)).segmentation_mask
-    alpha = np.clip((prob.astype(np.float32) - 0.25) / 0.5, 0.0, 1.0)
+    # a crisp edge (the segmentation is soft over ~5 px): a turned head magnifies its near side,
+    # and a soft edge magnified reads as a translucent smear; the photo itself is unmixed exactly
+    alpha = np.clip((prob.astype(np.float32) - 0.4) / 0.2, 0.0, 1.0)
     face = np.zeros(alpha.shape, np.uint8)
     hull = cv2.convexHull(landmarks2d[list(FACE_OVAL)].astype(np.int32))
     cv2.fillConvexPoly(face, hull, 255)
+    # The face is always the person, but only inside its oval: MediaPipe's oval often runs a few
+    # px past the real cheek or jaw, and background forced opaque there would turn with the face
+    # (a bluish band along the near cheek of a turned head). The segmentation draws that edge.
     k = max(3, crop.shape[0] // 40) | 1
-    face = cv2.GaussianBlur(cv2.dilate(face, np.ones((k, k), np.uint8)), (k, k), 0)
+    face = cv2.GaussianBlur(cv2.erode(face, np.ones((k, k), np.uint8)), (k, k), 0)
     return np.maximum(alpha, face.astype(np.float32) / 255.0)
 
 
@@ -40,7 +46,34 @@ def background_plate(crop: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     filled = cv2.inpaint(small, small_hole.astype(np.uint8) * 255, 5, cv2.INPAINT_TELEA)
     filled = cv2.GaussianBlur(filled, (5, 5), 0)
     big = cv2.resize(filled, (size, size), interpolation=cv2.INTER_CUBIC)
+    big = _mirror_edge(crop, hole > 0, big)
     return np.where((hole > 0)[..., None], big, crop)
+
+
+def _mirror_edge(crop: np.ndarray, hole: np.ndarray, smooth: np.ndarray) -> np.ndarray:
+    """The hole's rim filled with the background mirrored across the hole's edge, fading into the
+    smooth fill further in. A turning head uncovers only a band next to its outline; a smooth,
+    blurred fill there reads as a smeared stripe against a textured background (a painting's
+    craquelure, foliage), where the mirrored texture carries on as the background does."""
+    if not hole.any() or hole.all():
+        return smooth
+    size = crop.shape[0]
+    dist, labels = cv2.distanceTransformWithLabels(hole.astype(np.uint8), cv2.DIST_L2, 5,
+                                                   labelType=cv2.DIST_LABEL_PIXEL)
+    reach = MIRROR_REACH * size
+    ys, xs = np.nonzero(hole & (dist < reach))
+    known = np.argwhere(~hole)  # row-major, as the labels count them
+    nearest = known[labels[ys, xs] - 1]  # y, x of the nearest known pixel
+    my, mx = 2 * nearest[:, 0] - ys, 2 * nearest[:, 1] - xs
+    ok = (my >= 0) & (my < size) & (mx >= 0) & (mx < size)
+    my, mx = np.clip(my, 0, size - 1), np.clip(mx, 0, size - 1)
+    ok &= ~hole[my, mx]
+    w = np.zeros((size, size), np.float32)
+    w[ys, xs] = ok * (1.0 - dist[ys, xs] / reach)
+    w = cv2.GaussianBlur(w, (0, 0), 2.0)[ys, xs, None]  # no seams where the mirror gives out
+    out = smooth.copy()
+    out[ys, xs] = np.clip(smooth[ys, xs] * (1 - w) + crop[my, mx] * w, 0, 255).astype(np.uint8)
+    return out
 
 
 def unmix_foreground(crop: np.ndarray, alpha: np.ndarray, plate: np.ndarray) -> np.ndarray:

@@ -41,6 +41,8 @@ class FaceRig:
     expressions: tuple[str, ...]
     ring_points: np.ndarray  # (R, 2) crop px of outer-ring and border vertices
     ring_follow: np.ndarray  # (R,) 0..1 share of the head motion each ring vertex follows
+    ring_anchor: np.ndarray  # (R,) the oval landmark each ring vertex lies beyond (-1: crop border)
+    ring_relief: np.ndarray  # (R,) share of its anchor's depth in front of the pivot each ring vertex keeps
     triangles: np.ndarray  # (K, 3) int32 over vertices [478 landmarks] + [R ring vertices]
     alpha: np.ndarray  # (S, S) float32 person mask
     foreground: np.ndarray  # (S, S, 3) uint8 person colours un-mixed from the background
@@ -134,8 +136,8 @@ def build_rig(photo: np.ndarray, size: int = 512, face: int | None = None) -> Fa
         lm[:, 2] /= s
     pose = fit_pose(lm)
     shape = pose.to_canonical(lm)
-    ring = build_ring(lm[:, :2], size)
     alpha = person_alpha(image, lm[:, :2])
+    ring = build_ring(lm[:, :2], size, alpha)
     plate = background_plate(image, alpha)
     foreground = unmix_foreground(image, alpha, plate)
     eye_plate, iris_alpha = eye_plate_and_iris(foreground, lm[:, :2])
@@ -146,7 +148,7 @@ def build_rig(photo: np.ndarray, size: int = 512, face: int | None = None) -> Fa
         size=size, image=image, crop_to_photo=crop_to_photo, photo_shape=photo.shape[:2],
         landmarks=lm.astype(np.float32), pose=pose, shape=shape.astype(np.float32),
         basis=build_basis(shape), expressions=EXPRESSIONS, ring_points=ring.points,
-        ring_follow=ring.follow, triangles=tris, alpha=alpha, foreground=foreground, plate=plate,
+        ring_follow=ring.follow, ring_anchor=ring.anchor, ring_relief=ring.relief, triangles=tris, alpha=alpha, foreground=foreground, plate=plate,
         eye_plate=eye_plate, iris_alpha=iris_alpha, lid_plate=lids, lash_rgb=lash, irises=tuple(iris_geometry(lm[:, :2])),
         mouth_gap_cm=float(np.linalg.norm(shape[L.UPPER_LIP_MID] - shape[L.LOWER_LIP_MID])),
         skin_rgb=_skin(image, lm), grayscale=bool(sat < 2.0), face_index=index, n_faces=len(boxes),

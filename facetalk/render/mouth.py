@@ -15,13 +15,14 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-INCISOR_SHOW = 0.07  # upper teeth reach this far (x mouth width) below where the closed lips meet
+INCISOR_SHOW = 0.09  # upper teeth reach this far (x mouth width) below where the closed lips meet
 LOWER_TEETH_SHARE = 0.025  # lower teeth top above the jaw-carried lip line, x mouth width: mostly hidden
 ARCH_U = 0.78  # beyond this share of the half-width the teeth turn away into the dark (the arch)
 TONGUE_TOP = 0.55  # the tongue's back rises to this share of the opening above the jaw line
 MIN_GAP_PX = 0.6  # below this the lips touch: nothing to draw
 CORNER_TAPER = 0.12  # the interior fades out over this share of the half-width at each corner
 SOFT_SIGMA_PX = 0.6  # the painted interior is as soft as a camera would see it
+PHOTO_DARK = 1.3  # x the lit cavity's luma: darker pixels of a photo's open mouth are its cavity
 
 
 @dataclass(frozen=True)
@@ -70,9 +71,11 @@ def _profile(contour: np.ndarray, xs: np.ndarray) -> np.ndarray:
 
 
 def _source_layers(xs_u: np.ndarray, ys: np.ndarray, top: np.ndarray, bottom: np.ndarray,
-                   src_upper: np.ndarray, src_lower: np.ndarray, image: np.ndarray):
+                   src_upper: np.ndarray, src_lower: np.ndarray, image: np.ndarray, dark: float):
     """The photo's own mouth interior, split at its middle: the upper half hangs from the upper
-    lip, the lower half rides on the lower lip. Returns (upper rgb, upper a, lower rgb, lower a)."""
+    lip, the lower half rides on the lower lip. Its own dark gap (luma under `dark`) is left out:
+    moved apart, it would outline the painted cavity with a dark seam; the cavity is drawn there
+    instead. Returns (upper rgb, upper a, lower rgb, lower a)."""
     left, right = src_upper[0, 0], src_upper[-1, 0]
     xs = left + (xs_u + 1) / 2 * (right - left)
     s_top = _profile(src_upper, xs)[None, :]
@@ -84,8 +87,11 @@ def _source_layers(xs_u: np.ndarray, ys: np.ndarray, top: np.ndarray, bottom: np
     lo_y = (s_bot - (bottom - ys)).astype(np.float32)
     up = cv2.remap(image, xs2, up_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
     lo = cv2.remap(image, xs2, lo_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-    a_up = (np.clip(s_mid - up_y + 0.5, 0, 1) * open_)[..., None]
-    a_lo = (np.clip(lo_y - s_mid + 0.5, 0, 1) * open_)[..., None]
+    luma = np.array([0.299, 0.587, 0.114], np.float32)
+    lit_up = np.clip((up @ luma - dark) / (0.5 * dark), 0, 1)
+    lit_lo = np.clip((lo @ luma - dark) / (0.5 * dark), 0, 1)
+    a_up = (np.clip(s_mid - up_y + 0.5, 0, 1) * open_ * lit_up)[..., None]
+    a_lo = (np.clip(lo_y - s_mid + 0.5, 0, 1) * open_ * lit_lo)[..., None]
     return up, a_up, lo, a_lo
 
 
@@ -127,7 +133,8 @@ def draw_mouth(frame: np.ndarray, upper: np.ndarray, lower: np.ndarray, palette:
     out = _cavity(palette, ys, top, bottom, opening, u)
     out = _over(out, *_tongue(palette, xs_u, ys, bottom, opening, width))
     if photo_open:
-        up, a_up, lo, a_lo = _source_layers(xs_u, ys, top, bottom, src_upper, src_lower, image)
+        dark = PHOTO_DARK * float(palette.cavity @ np.array([0.299, 0.587, 0.114]))
+        up, a_up, lo, a_lo = _source_layers(xs_u, ys, top, bottom, src_upper, src_lower, image, dark)
         out = _over(out, lo, a_lo)
         out = _over(out, up, a_up)
     else:
