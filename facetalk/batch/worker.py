@@ -142,6 +142,7 @@ def run_job(job: Job) -> dict[str, object]:
 
     limit_threads()
     started = time.perf_counter()
+    cpu = time.process_time()
     result: dict[str, object] = {"worker": worker_name()}
     try:
         rig, photo, cached = _rig(job)
@@ -160,8 +161,9 @@ def run_job(job: Job) -> dict[str, object]:
         return {**result, "status": "failed", "seconds": _since(started),
                 "error": f"internal error: {type(exc).__name__}: {one_line(text)} (please report it)"}
     return {**result, "status": "ok", "frames": summary.frames, "video_seconds": round(summary.video_seconds, 3),
-            "seconds": round(summary.seconds, 3), "width": summary.width, "height": summary.height,
-            "watermark_id": summary.watermark_id, "notes": list(summary.notes)}
+            "seconds": round(summary.seconds, 3), "cpu_seconds": round(time.process_time() - cpu, 3),
+            "width": summary.width, "height": summary.height, "watermark_id": summary.watermark_id,
+            "notes": list(summary.notes)}
 
 
 def _since(t: float) -> float:
