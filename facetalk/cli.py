@@ -128,6 +128,22 @@ def _parser() -> argparse.ArgumentParser:
                            "alone); the rest stays as in the photo (default: pose,expression)")
     _add_render_options(anim)
     anim.set_defaults(fps=None)  # the driving video's own frame rate unless --fps is given
+    bat = sub.add_parser("batch", help="render many videos from a jobs file (CSV or JSON Lines, one job a row), "
+                                       "on a local process pool or a Ray cluster")
+    bat.add_argument("jobs", help="jobs file: columns image, audio, optional output, and any generate option "
+                                  "(size, fps, seed, full_frame, emotion, gaze, distance, ...)")
+    bat.add_argument("--out", required=True, help="folder for the videos and results.jsonl")
+    bat.add_argument("--workers", type=int, default=None, metavar="N",
+                     help="processes (default: one per core), or with --ray tasks in flight "
+                          "(default: the cluster's CPUs)")
+    bat.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                     help="run the jobs as Ray tasks: on the cluster at ADDRESS (auto, HOST:6379, ray://HOST:10001), "
+                          "or on a new local instance without ADDRESS; needs pip install \"facetalk[ray]\"")
+    bat.add_argument("--retries", type=int, default=2, metavar="K",
+                     help="tries more for a job whose worker died (default 2)")
+    bat.add_argument("--skip-bad", action="store_true", help="render the valid rows and record the bad ones, "
+                                                             "instead of stopping before any work")
+    bat.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     ver = sub.add_parser("verify", help="is VIDEO made by facetalk? reads its watermark and metadata "
                                         "(exit 0: ours, 1: not ours, 2: unreadable)")
     ver.add_argument("video", help="video file to check (MP4, MOV, MKV, WebM, AVI, ...)")
@@ -140,6 +156,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="measure live sessions instead: latency, first frame, concurrent sessions, memory")
     bench.add_argument("--live-minutes", type=float, default=10.0,
                        help="minutes streamed for the live memory check (0 = skip it)")
+    bench.add_argument("--batch", action="store_true",
+                       help="measure batch throughput instead: 1 and N local workers, one job alone, Ray beside "
+                            "the local pool (jobs of --seconds of audio; a few minutes)")
     bench.add_argument("--watermark", action="store_true",
                        help="measure the watermark instead: embedding cost, PSNR, detection after attacks, "
                             "false positives (takes a few minutes)")
@@ -314,6 +333,14 @@ def _run(args: argparse.Namespace) -> int:
             _animate(args)
         elif args.command == "verify":
             return _verify(args)
+        elif args.command == "batch":
+            from facetalk.batch.cli import batch_command
+
+            return batch_command(args)
+        elif args.command == "bench" and args.batch:
+            from facetalk.batch.bench import run_batch_bench
+
+            run_batch_bench(seconds=args.seconds, as_json=args.json)
         elif args.command == "bench" and args.watermark:
             from facetalk.bench import run_watermark_bench
 
