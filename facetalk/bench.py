@@ -104,8 +104,13 @@ def measure(image: str | None = None, seconds: float = 10.0) -> dict[str, float]
 
 
 def run_bench(image: str | None = None, seconds: float = 10.0, as_json: bool = False, live: bool = False,
-              live_minutes: float = 10.0) -> dict[str, float]:
-    if live:
+              live_minutes: float = 10.0, soak: bool = False, soak_minutes: float = 3.0, clients: int | None = None,
+              max_sessions: int | None = None, url: str | None = None) -> dict[str, float]:
+    if live and soak:
+        from facetalk.stream.bench import soak as run_soak
+
+        result = run_soak(60 * soak_minutes, clients=clients, max_sessions=max_sessions, url=url)
+    elif live:
         from facetalk.stream.bench import measure_live
 
         result = measure_live(image, memory_minutes=live_minutes)
@@ -114,9 +119,13 @@ def run_bench(image: str | None = None, seconds: float = 10.0, as_json: bool = F
     if as_json:
         print(json.dumps(result))
     else:
+        details = result.get("clients_detail", [])
         width = max(len(k) for k in result)
         for key, value in result.items():
-            print(f"{key:<{width}}  {value}")
+            if key != "clients_detail":
+                print(f"{key:<{width}}  {value}")
+        for k, client in enumerate(details):
+            print(f"client {k + 1}: " + ", ".join(f"{key} {value}" for key, value in client.items()))
     return result
 
 

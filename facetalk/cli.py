@@ -159,6 +159,15 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--batch", action="store_true",
                        help="measure batch throughput instead: 1 and N local workers, one job alone, Ray beside "
                             "the local pool (jobs of --seconds of audio; a few minutes)")
+    bench.add_argument("--soak", action="store_true",
+                       help="with --live: real-time WebSocket clients against `facetalk serve` (started here) for "
+                            "--soak-minutes: as many as it admits by its own measurement, plus one more")
+    bench.add_argument("--soak-minutes", type=float, default=3.0, help="with --soak: how long (default 3)")
+    bench.add_argument("--clients", type=int, default=None, metavar="N",
+                       help="with --soak: this many clients instead of as many as the server admits")
+    bench.add_argument("--max-sessions", type=int, default=None, metavar="N",
+                       help="with --soak: fix the server's session limit instead of letting it measure one")
+    bench.add_argument("--url", default=None, help="with --soak: a running server to soak instead (http://host:port)")
     bench.add_argument("--watermark", action="store_true",
                        help="measure the watermark instead: embedding cost, PSNR, detection after attacks, "
                             "false positives (takes a few minutes)")
@@ -171,8 +180,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface; the page's "
                           "microphone then needs https)")
     srv.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    srv.add_argument("--max-sessions", type=int, default=4, metavar="N",
-                     help="live sessions at once; more are refused until one ends (default 4)")
+    srv.add_argument("--max-sessions", type=int, default=None, metavar="N",
+                     help="live sessions at once; more are refused until one ends (default: as many as the "
+                          "server measures at start-up that this machine serves in real time)")
     ev = sub.add_parser("eval", help="measure lip-sync, motion, identity and image quality against real clips")
     ev.add_argument("--videos", required=True, help="folder of real talking-face videos (mp4, avi, mpg, ...)")
     ev.add_argument("--out", required=True, help="folder for report.json, report.md, plots and generated clips")
@@ -348,8 +358,11 @@ def _run(args: argparse.Namespace) -> int:
         elif args.command == "bench":
             from facetalk.bench import run_bench
 
+            if args.soak and not args.live:
+                raise FacetalkError("--soak measures live sessions: use it with --live")
             run_bench(image=args.image, seconds=args.seconds, as_json=args.json, live=args.live,
-                      live_minutes=args.live_minutes)
+                      live_minutes=args.live_minutes, soak=args.soak, soak_minutes=args.soak_minutes,
+                      clients=args.clients, max_sessions=args.max_sessions, url=args.url)
         elif args.command == "eval":
             _eval(args)
         elif args.command == "serve":

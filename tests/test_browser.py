@@ -36,7 +36,9 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(ServerConfig(workdir=tmp_path_factory.mktemp("serve"))),
+    # The browser and the server share this machine's cores: on a busy one the server sheds frames
+    # (fewer, smaller) to stay live, and the page says so; the checks below allow for it.
+    config = uvicorn.Config(create_app(ServerConfig(workdir=tmp_path_factory.mktemp("serve"), max_sessions=4)),
                             log_level="warning", ws_max_size=1 << 20)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -110,7 +112,7 @@ def test_microphone_stream_shows_frames_latency_and_offers_the_recording(page, t
     assert not page.is_hidden("#live-badge")
     latency = re.fullmatch(r"(\d+) ms", text(page, "#latency"))
     assert latency and 20 <= int(latency.group(1)) < 500, text(page, "#latency")
-    assert 10 <= int(text(page, "#fps")) <= 30
+    assert 5 <= int(text(page, "#fps")) <= 30  # 25, or down to 8.3 where the server sheds load
     assert "error" not in page.get_attribute("#message", "class")
     shot = tmp_path / "live-microphone.png"
     page.screenshot(path=str(shot))
@@ -137,10 +139,12 @@ def test_audio_file_plays_in_sync(page, portrait_path: Path, voice: np.ndarray, 
     page.set_input_files("#audio-file", str(clip))
     wait_for(page, "document.getElementById('state').textContent === 'streaming'")
     wait_for(page, "document.getElementById('state').textContent === 'finished'")
-    done = re.match(r"Done: (\d+) frames, (all on time|(\d+) too late)", text(page, "#message"))
+    done = re.match(r"Done: (\d+) frames, (all on time|(\d+) too late)( \((\d+) more left out by the server)?",
+                    text(page, "#message"))
     assert done, text(page, "#message")
-    frames, late = int(done.group(1)), int(done.group(3) or 0)
-    assert frames == 75 and late <= 7  # 3 s at 25 fps; the 200 ms play-out delay absorbs the rest
+    frames, late, shed = int(done.group(1)), int(done.group(3) or 0), int(done.group(5) or 0)
+    # 3 s at 25 fps, less what a busy server left out to stay live; the 200 ms play-out delay absorbs the rest
+    assert frames + shed == 75 and late <= 7, text(page, "#message")
     page.screenshot(path=str(tmp_path / "live-file.png"))
 
 
@@ -149,8 +153,8 @@ def test_server_errors_are_shown_in_words(page, tmp_path: Path) -> None:
     not_a_photo.write_text("no face in here")
     page.set_input_files("#photo-file", str(not_a_photo))
     wait_for(page, "document.getElementById('message').classList.contains('error')")
-    assert text(page, "#message") == ("'notes.txt' is not a JPEG, PNG or WebP image; "
-                                      "send a photo in one of those formats")
+    assert text(page, "#message") == ("'notes.txt' is not a photo in a format facetalk reads; "
+                                      "send JPEG, PNG or WebP (GIF, BMP and TIFF are read too)")
     assert page.is_disabled("#mic")  # no photo yet: nothing to animate
 
 

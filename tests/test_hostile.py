@@ -1,5 +1,7 @@
-"""Hostile or unlucky surroundings: special files as outputs, termination signals mid-render,
-deeply nested JSON, and clients that send their requests slowly.
+"""Hostile or unlucky surroundings (issue 15): special files as outputs, termination signals
+mid-render, deeply nested JSON, clients that send their requests slowly, input echoed back,
+malformed requests, oversize uploads, the photo types; then all of it again, checking that no
+slot, file or memory is left behind.
 
 The slow-client tests run a real uvicorn server (in a thread, on a free port of 127.0.0.1) with
 its time limits cut to about a second, and talk to it over raw sockets.
@@ -10,6 +12,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import select
 import signal
 import socket
@@ -27,10 +30,10 @@ from fastapi.testclient import TestClient
 
 from facetalk.cli import main
 from facetalk.errors import FacetalkError
-from facetalk.media.image import write_image
+from facetalk.media.image import PHOTO_FORMATS, PHOTO_FORMATS_TEXT, read_image, write_image
 from facetalk.media.video import VideoWriter, probe_video
-from facetalk.stream.config import ServerConfig
-from facetalk.stream.protocol import MAX_JSON_CHARS, MAX_JSON_DEPTH
+from facetalk.stream.config import MB, ServerConfig
+from facetalk.stream.protocol import ECHO_CHARS, MAX_JSON_CHARS, MAX_JSON_DEPTH
 from facetalk.stream.server import create_app, uvicorn_options
 
 REPO = Path(__file__).resolve().parents[1]
@@ -197,12 +200,18 @@ TIMEOUT_S = 1.0
 
 
 @pytest.fixture(scope="module")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
-    """A real uvicorn server with the production settings, its time limits set to TIMEOUT_S."""
+def live_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("slow")
+
+
+@pytest.fixture(scope="module")
+def live_server(live_workdir: Path) -> Iterator[tuple[str, int]]:
+    """A real uvicorn server with the production settings, its time limits set to TIMEOUT_S, its
+    upload limits to 1 MB and its live-session limit to 2 (not measured: that is tests/test_overload)."""
     import uvicorn
 
-    config = ServerConfig(warm=False, header_timeout_s=TIMEOUT_S, body_timeout_s=TIMEOUT_S,
-                          workdir=tmp_path_factory.mktemp("slow"))
+    config = ServerConfig(warm=False, header_timeout_s=TIMEOUT_S, body_timeout_s=TIMEOUT_S, max_photo_bytes=MB,
+                          max_audio_bytes=MB, max_sessions=2, workdir=live_workdir)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     host, port = sock.getsockname()
@@ -300,3 +309,193 @@ def test_keep_alive_and_websockets_outlive_the_head_deadline(live_server: tuple[
         time.sleep(TIMEOUT_S * 1.5)
         ws.send(json.dumps({"controls": {"emotion": "sad"}}))
         assert json.loads(ws.recv(timeout=10))["controls"]["emotion"] == "sad"
+
+
+# -- 6. the smaller cases ---------------------------------------------------------------------------
+
+def test_echoed_input_is_cut_short(client: TestClient, voice: np.ndarray, wav_writer) -> None:
+    """A 5,000-character id or a 4,000-character emotion is quoted back as a short prefix, not in full."""
+    r = client.get("/avatars/" + "x" * 5000)
+    detail = r.json()["detail"]
+    assert r.status_code == 404 and len(detail) < 200 and f"'{'x' * (ECHO_CHARS - 1)}…' (5000 characters)" in detail
+    wav = wav_writer("v.wav", voice[:8000]).read_bytes()
+    for controls, words in [({"emotion": "happy" * 800}, "emotion must be a short string"),
+                            ({"q" * 3000: 1}, "unknown control"),
+                            ({"gaze": list(range(700))}, "gaze must be [yaw, pitch]")]:
+        r = client.post("/avatars/default/generate", files={"audio": ("v.wav", wav)},
+                        data={"controls": json.dumps(controls)})
+        detail = r.json()["detail"]
+        assert r.status_code == 422 and words in detail and len(detail) < 250, detail
+    with client.websocket_connect("/avatars/default/live") as ws:
+        ws.receive_json()
+        ws.send_text(json.dumps({"controls": {"emotion": "sad" * 1000}}))
+        error = ws.receive_json()["error"]
+        assert "emotion must be a short string" in error and len(error) < 200
+        ws.send_text("no json " * 400)
+        assert len(ws.receive_json()["error"]) < 200
+        ws.send_text(json.dumps({"end": True}))
+        while not ws.receive_json().get("end"):
+            pass
+
+
+def test_upload_names_are_quoted_once(client: TestClient, portrait_path: Path) -> None:
+    r = client.post("/avatars", files={"photo": ("img_cut0.jpg", portrait_path.read_bytes()[:3000])})
+    detail = r.json()["detail"]
+    assert r.status_code == 422 and "'img_cut0.jpg'" in detail and "''" not in detail, detail
+    r = client.post("/avatars/default/generate", files={"audio": ("song.mp3", b"no sound here" * 100)})
+    detail = r.json()["detail"]
+    assert r.status_code == 415 and "'song.mp3'" in detail and "''" not in detail, detail
+
+
+@pytest.mark.parametrize("fmt", sorted(PHOTO_FORMATS))
+def test_cli_and_server_read_the_same_photo_types(client: TestClient, portrait: np.ndarray, tmp_path: Path,
+                                                 fmt: str) -> None:
+    """One list (media.image.PHOTO_FORMATS): what the CLI reads, the server takes (the CLI read GIF,
+    TIFF and BMP while the server answered 415)."""
+    from PIL import Image
+
+    path = tmp_path / f"portrait.{PHOTO_FORMATS[fmt][0]}"
+    Image.fromarray(portrait).save(path, format=fmt)
+    assert read_image(path).shape == portrait.shape  # what `facetalk generate --image` does first
+    r = client.post("/avatars", files={"photo": (path.name, path.read_bytes())})
+    assert r.status_code == 201, r.text
+
+
+def test_cli_and_server_refuse_the_same_other_types(client: TestClient, portrait: np.ndarray, tmp_path: Path) -> None:
+    from PIL import Image
+
+    path = tmp_path / "portrait.tga"
+    Image.fromarray(portrait).save(path, format="TGA")
+    with pytest.raises(FacetalkError, match=re.escape(PHOTO_FORMATS_TEXT)):
+        read_image(path)
+    r = client.post("/avatars", files={"photo": (path.name, path.read_bytes())})
+    assert r.status_code == 415 and PHOTO_FORMATS_TEXT in r.json()["detail"]
+
+
+def test_malformed_request_gets_a_json_400(live_server: tuple[str, int]) -> None:
+    """uvicorn's own 400 (a request it cannot parse) has the JSON detail every other error has."""
+    for garbage in (b"GARBAGE\r\n\r\n", b"GET / HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n"):
+        _, reply = held_for(live_server, [garbage])
+        head, _, body = reply.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 400 ") and b"content-type: application/json" in head.lower(), reply
+        assert json.loads(body)["detail"].startswith("malformed HTTP request")
+    assert_still_serving(live_server)
+
+
+def multipart(size: int) -> tuple[bytes, str]:
+    boundary = "hostileboundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"big.png\"\r\n"
+            f"Content-Type: image/png\r\n\r\n").encode() + b"\x89PNG" + bytes(size) + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def test_oversize_upload_gets_a_readable_413(live_server: tuple[str, int]) -> None:
+    """A client that sends its whole body before reading (Python's http.client, requests) reads the
+    413 instead of a reset connection; with `Expect: 100-continue` it is answered before sending."""
+    body, kind = multipart(8 * MB)  # the limit is 1 MB here
+    conn = http.client.HTTPConnection(*live_server, timeout=30)
+    conn.request("POST", "/avatars", body=body, headers={"Content-Type": kind})
+    r = conn.getresponse()
+    assert r.status == 413 and "limit is 1 MB" in json.loads(r.read())["detail"]
+    conn.close()
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: cut off as it grows
+        for i in range(0, len(body), 1 << 16):
+            yield body[i:i + 1 << 16]
+
+    conn = http.client.HTTPConnection(*live_server, timeout=30)
+    conn.request("POST", "/avatars", body=chunks(), headers={"Content-Type": kind}, encode_chunked=True)
+    r = conn.getresponse()
+    assert r.status == 413 and "too large" in json.loads(r.read())["detail"]
+    conn.close()
+
+    head = (f"POST /avatars HTTP/1.1\r\nHost: x\r\nContent-Type: {kind}\r\nContent-Length: {len(body)}\r\n"
+            "Expect: 100-continue\r\n\r\n").encode()
+    seconds, reply = held_for(live_server, [head])
+    assert reply.startswith(b"HTTP/1.1 413 ") and seconds < 3
+    assert_still_serving(live_server)
+
+
+# -- the whole suite again: nothing stuck, nothing left, memory flat --------------------------------
+
+def request(address: tuple[str, int], method: str, path: str, files: dict | None = None,
+            data: dict | None = None) -> tuple[int, str]:
+    """(status, JSON detail) of a plain or multipart request over http.client."""
+    boundary = "roundboundary"
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+             for k, v in (data or {}).items()]
+    parts += [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"; filename="{name}"\r\n\r\n'.encode()
+              + content + b"\r\n" for k, (name, content) in (files or {}).items()]
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode() if parts else None
+    conn = http.client.HTTPConnection(*address, timeout=60)
+    conn.request(method, path, body=body,
+                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}"} if body else {})
+    r = conn.getresponse()
+    detail = json.loads(r.read()).get("detail", "")
+    conn.close()
+    return r.status, detail
+
+
+def hostile_round(address: tuple[str, int], voice_wav: bytes, photo: bytes) -> None:
+    """One pass over the server's hostile cases, each answered 4xx (never 5xx)."""
+    from websockets.sync.client import connect
+
+    base = f"{address[0]}:{address[1]}"
+    cases = [("POST", "/avatars/default/generate", {"audio": ("v.wav", voice_wav)}, {"controls": NESTED[:5000]}),
+             ("POST", "/avatars", {"photo": ("x.gif", b"GIF89a" + bytes(64))}, None),
+             ("POST", "/avatars", {"photo": ("cut.png", photo[:4000])}, None),
+             ("POST", "/avatars/default/generate", {"audio": ("a.mp3", b"nothing" * 100)}, None),
+             ("GET", "/avatars/" + "y" * 3000, None, None),
+             ("GET", "/recordings/nope.mp4", None, None)]
+    for method, path, files, data in cases:
+        status, detail = request(address, method, path, files, data)
+        assert 400 <= status < 500 and "\n" not in detail, (path, status, detail)
+    body, kind = multipart(2 * MB)
+    conn = http.client.HTTPConnection(*address, timeout=30)
+    conn.request("POST", "/avatars", body=body, headers={"Content-Type": kind})
+    assert conn.getresponse().status == 413
+    conn.close()
+    held_for(address, [b"GARBAGE\r\n\r\n"])
+    with connect(f"ws://{base}/avatars/default/live", open_timeout=60) as ws:
+        json.loads(ws.recv(timeout=60))
+        ws.send(NESTED)
+        ws.send(b"\x01\x02\x03")  # odd: carried over
+        ws.send(json.dumps({"controls": {"emotion": "z" * 2000}}))
+        ws.send(json.dumps({"end": True}))
+        while not json.loads(_text(ws)).get("end"):
+            pass
+    with connect(f"ws://{base}/avatars/" + "w" * 2000 + "/live", open_timeout=60) as ws:
+        assert "error" in json.loads(ws.recv(timeout=60))
+
+
+def _text(ws) -> str:  # noqa: ANN001
+    while isinstance(message := ws.recv(timeout=60), bytes):
+        pass
+    return message
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+
+
+def test_the_hostile_cases_leave_nothing_behind(live_server: tuple[str, int], live_workdir: Path, voice: np.ndarray,
+                                                wav_writer, portrait_path: Path) -> None:
+    """Every case again, several times: no slot stuck, no file left, the server's memory (this
+    process's: it runs in a thread here) within 10 % of before."""
+    wav = wav_writer("v.wav", voice[:8000]).read_bytes()
+    photo = portrait_path.read_bytes()
+    hostile_round(live_server, wav, photo)  # first-use costs (the built-in avatar, the recogniser) paid
+    before = _rss_mb()
+    for _ in range(3):
+        hostile_round(live_server, wav, photo)
+    after = _rss_mb()
+    print(f"RSS {before:.0f} MB -> {after:.0f} MB")
+    assert after < 1.1 * before
+    conn = http.client.HTTPConnection(*live_server, timeout=5)
+    conn.request("GET", "/status")
+    status = json.loads(conn.getresponse().read())
+    assert status["live_sessions"] == 0
+    for folder in ("uploads", "renders"):
+        assert not list((live_workdir / folder).glob("*")) if (live_workdir / folder).exists() else True
+    assert not list((live_workdir / "recordings").glob("live-*"))

@@ -1,7 +1,7 @@
 """`facetalk serve` through FastAPI's TestClient: avatars, renders, the live WebSocket, recordings.
 
-One app (warmed once) serves the module; its limits are small (2 live sessions, 1 MB photos) so
-the refusals can be reached cheaply. Audio is 2-2.5 s of the shipped voice.
+One app (warmed once) serves the module; its limits are small (2 live sessions, fixed, 1 MB
+photos) so the refusals can be reached cheaply, and it never sheds frames. Audio is 2-2.5 s of the shipped voice.
 """
 
 from __future__ import annotations
@@ -39,8 +39,10 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def client(workdir: Path) -> Iterator[TestClient]:
+    # Frames are compared one by one here, so none may be shed: on a busy test machine two sessions
+    # sent 2 s of sound at once can fall behind real time (shedding: tests/test_overload.py).
     config = ServerConfig(max_sessions=MAX_SESSIONS, max_photo_bytes=1 * MB, max_audio_bytes=1 * MB,
-                          max_avatars=2, idle_timeout_s=10, workdir=workdir)
+                          max_avatars=2, idle_timeout_s=10, workdir=workdir, frame_deadline_s=60, max_lag_s=60)
     with TestClient(create_app(config)) as c:
         yield c
 
@@ -128,7 +130,8 @@ def test_image_kind_by_magic_bytes() -> None:
     assert image_kind(b"\xff\xd8\xff\xe0" + bytes(8)) == "jpeg"
     assert image_kind(b"\x89PNG\r\n\x1a\n" + bytes(4)) == "png"
     assert image_kind(b"RIFF\x00\x00\x00\x00WEBP") == "webp"
-    assert image_kind(b"GIF89a......") is None
+    assert image_kind(b"GIF89a......") == "gif"  # the CLI's list: see test_hostile's image types
+    assert image_kind(b"\x00\x00\x01\x00" + bytes(8)) is None  # an icon
 
 
 # -- avatars ---------------------------------------------------------------------------------------
@@ -161,11 +164,12 @@ def test_avatar_cache_is_bounded(client: TestClient, portrait_path: Path) -> Non
 
 
 @pytest.mark.parametrize("data, name", [(b"just some text, not a picture", "notes.txt"),
-                                        (b"GIF89a" + bytes(100), "anim.gif")])
+                                        (b"\x00\x00\x01\x00" + bytes(100), "favicon.ico")])
 def test_not_an_image_is_415(client: TestClient, data: bytes, name: str) -> None:
     r = upload_photo(client, data, name)
     assert r.status_code == 415
-    assert r.json()["detail"] == f"'{name}' is not a JPEG, PNG or WebP image; send a photo in one of those formats"
+    assert r.json()["detail"] == (f"'{name}' is not a photo in a format facetalk reads; send JPEG, PNG or WebP "
+                                  "(GIF, BMP and TIFF are read too)")
 
 
 def test_too_large_photo_is_413(client: TestClient) -> None:
@@ -284,15 +288,22 @@ def test_live_stream_frames_controls_and_recording(client: TestClient, pcm: byte
     assert client.get(end["recording"]).status_code == 404  # offered once
 
 
-def test_live_bad_audio_is_reported_and_dropped(client: TestClient, pcm: bytes) -> None:
+def test_live_odd_length_chunks_are_carried_over(client: TestClient, pcm: bytes) -> None:
+    """Binary messages of any length, odd ones too: a byte left over completes the next message's
+    first sample (issue 15: odd chunks were refused and the session yielded no frames)."""
+    data = pcm[: RATE]  # 0.5 s
     with client.websocket_connect("/avatars/default/live") as ws:
         ws.receive_json()
-        ws.send_bytes(b"\x01\x02\x03")  # not whole 16-bit samples
-        assert "even number of bytes" in ws.receive_json()["error"]
-        ws.send_bytes(pcm[: RATE])  # 0.5 s
+        ws.send_bytes(b"\x01")  # half a sample
+        ws.send_bytes(b"")
+        ws.send_bytes(b"\x02")
+        stream_pcm(ws, data, sizes=(641, 1399, 3, 1, 321))
         ws.send_text(json.dumps({"end": True}))
         frames, texts = live_messages(ws)
-    assert len(frames) == 13 and texts[-1]["seconds"] == 0.5  # 12.5 frames of sound: the last one partial
+    assert not [t for t in texts if "error" in t]
+    assert len(frames) == 13 and texts[-1]["seconds"] == 0.5  # 12.5 frames of sound (+ one sample)
+    alone = solo_frames(client.app.state.facetalk.avatars.get("default").avatar, b"\x01\x02" + data, Controls())
+    assert max(np.abs(g[2].astype(int) - w.astype(int)).mean() for g, w in zip(frames, alone)) < 4  # see below
 
 
 def test_live_unknown_avatar(client: TestClient) -> None:
@@ -327,9 +338,10 @@ def test_two_sessions_are_isolated_and_a_third_is_refused(client: TestClient, pc
     alone_b = solo_frames(stored.avatar, silence, Controls())
     for got, want in ((frames_a, alone_a), (frames_b, alone_b)):
         assert len(got) == len(want)
-        # two sessions carry different watermarks (~1.8 apart, stronger where the frame has texture)
-        # and the wire adds JPEG (~1.4)
-        assert max(np.abs(g[2].astype(int) - w.astype(int)).mean() for g, w in zip(got, want)) < 3.5
+        # < 4 grey levels: two sessions carry different watermarks (~1.8 apart, stronger where the frame
+        # has texture), the wire adds JPEG (~1.4), and how the sound is cut into pushes moves the phone
+        # reading a little (the fitted generator's mouth follows the phones more)
+        assert max(np.abs(g[2].astype(int) - w.astype(int)).mean() for g, w in zip(got, want)) < 4
     assert np.abs(frames_a[30][2].astype(int) - frames_b[20][2].astype(int)).mean() > 3
     assert wait_until(lambda: client.get("/status").json()["live_sessions"] == 0)
 

@@ -31,9 +31,34 @@ from facetalk.media._files import (
 # than a face crop can use, so it is refused from the header, before any pixel is decoded.
 MAX_PIXELS = 40_000_000
 
-_HINT = "pass a JPEG, PNG or WebP photo"
+# The photo formats facetalk reads, everywhere (the CLI, the Python API and the server's uploads):
+# Pillow name -> (short name, the first bytes every such file starts with). Pillow is only ever
+# allowed these decoders, so no exotic format (and no external helper such as Ghostscript for EPS)
+# is reached by a user's file; the server sniffs an upload's first bytes against the same list.
+PHOTO_FORMATS: dict[str, tuple[str, tuple[bytes, ...]]] = {
+    "JPEG": ("jpeg", (b"\xff\xd8\xff",)),
+    "PNG": ("png", (b"\x89PNG\r\n\x1a\n",)),
+    "WEBP": ("webp", ()),  # RIFF....WEBP: checked in photo_format
+    "GIF": ("gif", (b"GIF87a", b"GIF89a")),
+    "BMP": ("bmp", (b"BM",)),
+    "TIFF": ("tiff", (b"II*\x00", b"MM\x00*")),
+}
+PHOTO_FORMATS_TEXT = "JPEG, PNG or WebP (GIF, BMP and TIFF are read too)"
+
+_HINT = f"pass a photo as {PHOTO_FORMATS_TEXT}"
 
 _WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+
+
+def photo_format(head: bytes) -> str | None:
+    """The short name ("jpeg", "png", "webp", "gif", "bmp", "tiff") of a photo in one of
+    PHOTO_FORMATS, from its first 12 bytes; None for anything else."""
+    if len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    for short, magics in PHOTO_FORMATS.values():
+        if any(head.startswith(m) for m in magics):
+            return short
+    return None
 
 
 def read_image(path: str | os.PathLike[str], max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -108,7 +133,7 @@ def _open_lazily(p: Path, max_pixels: int) -> Image.Image:
             # Pillow warns between its own limit and twice it; our smaller limit rejects those
             # images anyway, with a better message, so the warning would only be noise.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            return Image.open(p)
+            return Image.open(p, formats=list(PHOTO_FORMATS))
     except Image.DecompressionBombError as exc:
         raise FacetalkError(_too_big_message(p, None, _pixels_from_message(str(exc)), max_pixels)) from None
     except Image.DecompressionBombWarning as exc:  # when warnings are turned into errors elsewhere

@@ -8,11 +8,17 @@ lookahead, the chunking, any queueing behind other sessions and all the work.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
+import subprocess
+import sys
 import threading
 import time
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -21,6 +27,7 @@ from facetalk.api import Avatar
 from facetalk.media.audio import SAMPLE_RATE, read_audio
 from facetalk.media.image import read_image
 from facetalk.motion.controls import Controls
+from facetalk.stream.protocol import FRAME_HEADER
 from facetalk.stream.session import LiveFrame, Session
 
 CHUNK_S = 0.02
@@ -144,3 +151,209 @@ def measure_live(image: str | None = None, seconds: float = 12.0, max_sessions: 
     result.update(live_fps=FPS, live_chunk_ms=1000 * CHUNK_S, live_seconds=seconds, size=avatar.rig.size)
     return result
 
+
+
+# --- `facetalk bench --live --soak`: real-time WebSocket clients against a real server -------------
+#
+# The server runs as `facetalk serve` in its own process (as in production: the clients' work does
+# not share its interpreter), on a free port of 127.0.0.1, and measures its own capacity at
+# start-up. The clients, asyncio tasks in this process, stream the built-in voice in 20 ms
+# messages on a real-time clock, as the page does, and measure what the page shows: a frame's
+# latency is its arrival minus the moment the message holding the end of its sound was sent.
+
+SOAK_CHUNK_S = 0.02
+SOAK_WINDOW_S = 30.0  # p95 per window of this length, to see whether latency grows over the run
+SOAK_LATENCY_TARGET_MS = 150.0
+
+
+@dataclass
+class ClientRun:
+    """What one soak client saw."""
+
+    refused: str | None = None
+    frames: int = 0
+    clock_frames: int = 0  # frames of sound sent
+    latencies: list[tuple[float, float]] = field(default_factory=list)  # (s since start, ms)
+    notices: list[dict[str, Any]] = field(default_factory=list)  # the server's {"degraded"} messages
+    errors: list[str] = field(default_factory=list)
+    end: dict[str, Any] | None = None
+
+    def summary(self, seconds: float, window_s: float = SOAK_WINDOW_S) -> dict[str, Any]:
+        if self.refused is not None:
+            return {"refused": self.refused}
+        ms = np.array([x for _, x in self.latencies]) if self.latencies else np.zeros(1)
+        windows = [np.array([x for t, x in self.latencies if k * window_s <= t < (k + 1) * window_s])
+                   for k in range(int(np.ceil(seconds / window_s)))]
+        return {"frames": self.frames, "clock_frames": self.clock_frames,
+                "fps": round(self.frames / max(seconds, 1e-9), 1),
+                "latency_p50_ms": round(float(np.percentile(ms, 50)), 1),
+                "latency_p95_ms": round(float(np.percentile(ms, 95)), 1),
+                "latency_max_ms": round(float(ms.max()), 1),
+                "p95_ms_per_window": [round(float(np.percentile(w, 95)), 1) if len(w) else None for w in windows],
+                "degraded_notices": len(self.notices),
+                "last_notice": self.notices[-1]["degraded"] if self.notices else None,
+                "errors": self.errors, "dropped": None if self.end is None else self.end.get("dropped")}
+
+
+async def realtime_client(url: str, pcm: bytes, fps_hint: float = FPS) -> ClientRun:
+    """Stream int16 `pcm` to a live WebSocket in real time, then end it; what came back."""
+    from websockets.asyncio.client import connect
+
+    run = ClientRun()
+    step = int(SOAK_CHUNK_S * SAMPLE_RATE) * 2
+    async with connect(url, max_size=None, open_timeout=120, ping_interval=None) as ws:
+        first = json.loads(await ws.recv())
+        if "error" in first:
+            run.refused = first["error"]
+            return run
+        fps, rate = first.get("fps", fps_hint), first.get("sample_rate", SAMPLE_RATE)
+        sends: list[tuple[int, float]] = []  # (samples sent in all, when)
+        started = time.perf_counter()
+
+        async def send() -> None:
+            sent = 0
+            for k, i in enumerate(range(0, len(pcm), step)):
+                wait = started + k * SOAK_CHUNK_S - time.perf_counter()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                await ws.send(pcm[i:i + step])
+                sent += len(pcm[i:i + step]) // 2
+                sends.append((sent, time.perf_counter()))
+            await ws.send(json.dumps({"end": True}))
+
+        sender = asyncio.create_task(send())
+        cursor = 0
+        try:
+            async for message in ws:
+                now = time.perf_counter()
+                if isinstance(message, bytes):
+                    _, t = FRAME_HEADER.unpack_from(message)
+                    run.frames += 1
+                    due = round((t + 1 / fps) * rate)  # the frame shows the sound of [t, t + 1/fps)
+                    while cursor < len(sends) and sends[cursor][0] < due:
+                        cursor += 1
+                    if cursor < len(sends):
+                        run.latencies.append((now - started, 1000 * (now - sends[cursor][1])))
+                    continue
+                text = json.loads(message)
+                if "degraded" in text:
+                    run.notices.append(text)
+                elif "error" in text:
+                    run.errors.append(text["error"])
+                elif text.get("end"):
+                    run.end = text
+                    break
+        finally:
+            sender.cancel()
+            await asyncio.wait({sender})
+        run.clock_frames = int(len(pcm) // 2 * fps / rate)
+    return run
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _proc_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _status(base: str) -> dict[str, Any]:
+    import urllib.request
+
+    with urllib.request.urlopen(f"{base}/status", timeout=10) as r:
+        return json.loads(r.read())
+
+
+def start_server(max_sessions: int | None = None, port: int | None = None,
+                 timeout_s: float = 180.0) -> tuple[subprocess.Popen[bytes], str]:
+    """`facetalk serve` in a child process, warmed and measured; (process, base URL)."""
+    port = port or _free_port()
+    args = [sys.executable, "-m", "facetalk.cli", "serve", "--port", str(port)]
+    if max_sessions is not None:
+        args += ["--max-sessions", str(max_sessions)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]),
+                                                                       os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"facetalk serve exited: {proc.stderr.read().decode(errors='replace')[-2000:]}")
+        try:
+            if _status(base).get("max_live_sessions") is not None:
+                return proc, base
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError("facetalk serve did not start in time")
+        time.sleep(0.2)
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    if proc.stderr is not None:
+        proc.stderr.close()
+
+
+async def _soak_clients(url: str, pcm: bytes, admitted: int, extra: int, extra_after_s: float) -> list[ClientRun]:
+    first = [asyncio.create_task(realtime_client(url, pcm)) for _ in range(admitted)]
+    await asyncio.sleep(extra_after_s)
+    late = [asyncio.create_task(realtime_client(url, pcm[: len(pcm) - int(extra_after_s * SAMPLE_RATE) * 2]))
+            for _ in range(extra)]
+    return list(await asyncio.gather(*first, *late))
+
+
+def soak(seconds: float = 180.0, clients: int | None = None, extra: int = 1, max_sessions: int | None = None,
+         url: str | None = None, window_s: float = SOAK_WINDOW_S) -> dict[str, Any]:
+    """`clients` real-time clients (default: as many as the server admits, by its own measurement)
+    for `seconds`, plus `extra` more a few seconds later; per-client latency and what was refused."""
+    proc = None
+    if url is None:
+        proc, base = start_server(max_sessions)
+    else:
+        base = url.rstrip("/")
+    try:
+        before = _status(base)
+        rss_before = _proc_rss_mb(proc.pid) if proc else None
+        n = before["max_live_sessions"] if clients is None else clients
+        voice = _speech(seconds)
+        pcm = (np.clip(voice, -1, 1) * 32767).astype("<i2").tobytes()
+        ws_url = base.replace("http", "ws", 1) + "/avatars/default/live"
+        load = os.getloadavg()[0]
+        runs = asyncio.run(_soak_clients(ws_url, pcm, n, extra, extra_after_s=5.0))
+        after = _status(base)
+        rss_after = _proc_rss_mb(proc.pid) if proc else None
+    finally:
+        if proc is not None:
+            stop_server(proc)
+    served = [r for r in runs if r.refused is None]
+    result: dict[str, Any] = {
+        "soak_seconds": seconds, "clients": n + extra, "admitted": len(served),
+        "refused": len(runs) - len(served), "max_live_sessions": before["max_live_sessions"],
+        "live_capacity": before.get("live_capacity"), "loadavg_1min_at_start": round(load, 2),
+        "loadavg_1min_at_end": round(os.getloadavg()[0], 2),
+        "server_rss_mb_before": None if rss_before is None else round(rss_before, 1),
+        "server_rss_mb_after": None if rss_after is None else round(rss_after, 1),
+        "live_sessions_after": after["live_sessions"],
+        "clients_detail": [r.summary(seconds, window_s) for r in runs],
+    }
+    if served:
+        p95 = [c["latency_p95_ms"] for c in result["clients_detail"] if "refused" not in c]
+        result["worst_p95_ms"] = max(p95)
+        result["meets_target"] = bool(max(p95) <= SOAK_LATENCY_TARGET_MS)
+    return result

@@ -16,7 +16,14 @@ MB = 1 << 20
 class ServerConfig:
     """Limits and behaviour of `facetalk serve`.
 
-    max_sessions: live sessions at once; more are refused (each one keeps a core ~10 % busy at 25 fps).
+    max_sessions: live sessions at once; more are refused. None (the default): as many as the server
+        measured it can serve in real time (stream.capacity: a probe of a second, at start-up).
+    headroom: the share of the measured throughput the admitted sessions may fill (the rest is slack
+        for bursts, sending and the machine's other work).
+    frame_deadline_s: a live frame later than this after its sound arrived is dropped (unless it is
+        the newest), and a session whose frames keep being late or dropped steps down: a lower frame
+        rate, then smaller frames (stream.shedding); the client is told with `{"degraded"}`.
+    max_lag_s: a live session still further behind than this (even when shedding) is ended.
     max_avatars: uploaded photos kept analysed (LRU); the built-in portrait is kept besides.
     max_photo_bytes, max_audio_bytes: upload sizes, refused with 413 beyond.
     max_render_seconds: longest audio `POST /avatars/{id}/generate` renders.
@@ -39,7 +46,10 @@ class ServerConfig:
 
     size: int = 512
     fps: float = 25.0
-    max_sessions: int = 4
+    max_sessions: int | None = None
+    headroom: float = 0.75
+    frame_deadline_s: float = 0.08
+    max_lag_s: float = 3.0
     max_avatars: int = 16
     max_photo_bytes: int = 15 * MB
     max_audio_bytes: int = 50 * MB
@@ -57,11 +67,15 @@ class ServerConfig:
     workdir: Path | None = None
 
     def __post_init__(self) -> None:
-        for name in ("max_sessions", "max_avatars", "max_renders", "max_recordings"):
+        if self.max_sessions is not None and self.max_sessions < 1:
+            raise ValueError(f"max_sessions must be at least 1, got {self.max_sessions}")
+        if not 0 < self.headroom <= 1:
+            raise ValueError(f"headroom must be within (0, 1], got {self.headroom}")
+        for name in ("max_avatars", "max_renders", "max_recordings"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("max_photo_bytes", "max_audio_bytes", "max_render_seconds", "max_live_seconds",
                      "idle_timeout_s", "recording_ttl_s", "header_timeout_s", "body_timeout_s",
-                     "min_upload_rate"):
+                     "min_upload_rate", "frame_deadline_s", "max_lag_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")

@@ -22,13 +22,11 @@ from typing import Any
 import cv2
 import numpy as np
 
+from facetalk.media.image import photo_format
 from facetalk.motion.controls import Controls
 
 FRAME_HEADER = struct.Struct("<Id")  # frame index, time (s from the stream's start)
 JPEG_QUALITY = 80  # ~2 ms per 512² frame, ~35 KB; artefacts invisible at video speed
-
-# An upload's type is decided by its first bytes, never by its name or declared content type.
-_IMAGE_MAGIC = ((b"\xff\xd8\xff", "jpeg"), (b"\x89PNG\r\n\x1a\n", "png"))
 
 _CONTROL_FIELDS = {f.name: f.type for f in dataclasses.fields(Controls)}
 
@@ -37,6 +35,7 @@ _CONTROL_FIELDS = {f.name: f.type for f in dataclasses.fields(Controls)}
 # parsed, so a hostile text (a million "[") cannot exhaust the parser's recursion or the memory.
 MAX_JSON_CHARS = 4096
 MAX_JSON_DEPTH = 8
+ECHO_CHARS = 40  # a client's own input is quoted back in an error message at most this long
 
 
 class ProtocolError(ValueError):
@@ -112,9 +111,9 @@ def parse_message(text: str) -> dict[str, Any]:
     except ProtocolError:
         raise
     except ValueError:
-        raise ProtocolError(f"text messages must be JSON objects, got {_preview(text)}") from None
+        raise ProtocolError(f"text messages must be JSON objects, got {clip(text)}") from None
     if not isinstance(message, dict) or not ({"controls", "end"} & message.keys()):
-        raise ProtocolError(f'send {{"controls": {{...}}}} or {{"end": true}}, got {_preview(text)}')
+        raise ProtocolError(f'send {{"controls": {{...}}}} or {{"end": true}}, got {clip(text)}')
     return message
 
 
@@ -125,10 +124,10 @@ def updated_controls(current: Controls, update: object) -> Controls:
     pose_lock); gaze is [yaw, pitch] in degrees. Raises ProtocolError with a one-line reason.
     """
     if not isinstance(update, dict):
-        raise ProtocolError(f"controls must be a JSON object of fields, got {_preview(json.dumps(update))}")
+        raise ProtocolError(f"controls must be a JSON object of fields, got {_json_clip(update)}")
     unknown = sorted(set(update) - set(_CONTROL_FIELDS))
     if unknown:
-        raise ProtocolError(f"unknown control {unknown[0]!r}; known: {', '.join(_CONTROL_FIELDS)}")
+        raise ProtocolError(f"unknown control {clip(unknown[0])}; known: {', '.join(_CONTROL_FIELDS)}")
     values = {name: _checked_value(name, value) for name, value in update.items()}
     try:
         return dataclasses.replace(current, **values)
@@ -144,42 +143,49 @@ def controls_json(controls: Controls) -> dict[str, Any]:
 
 
 def image_kind(head: bytes) -> str | None:
-    """"jpeg", "png" or "webp" from an upload's first 12 bytes, else None."""
-    for magic, kind in _IMAGE_MAGIC:
-        if head.startswith(magic):
-            return kind
-    if len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "webp"
-    return None
+    """An upload's photo format from its first 12 bytes (never its name or declared type): the
+    short name of one of media.image.PHOTO_FORMATS, the list the CLI reads too; else None."""
+    return photo_format(head)
+
+
+def clip(text: str, limit: int = ECHO_CHARS, quote: bool = True) -> str:
+    """A client's input as it is quoted back in an error: one line, at most ``limit`` characters
+    of it (then "…" and its full length), single-quoted unless ``quote`` is False (JSON texts,
+    whose strings carry their own quotes)."""
+    flat = " ".join(str(text).split())
+    q = "'" if quote else ""
+    if len(flat) <= limit:
+        return f"{q}{flat}{q}"
+    return f"{q}{flat[: limit - 1]}…{q} ({len(text)} characters)"
+
+
+def _json_clip(value: object) -> str:
+    return clip(json.dumps(value), quote=False)
 
 
 def _checked_value(name: str, value: object) -> object:
     """JSON value -> the Python value Controls expects, with JSON's type confusions refused."""
     if name in ("blink", "pose_lock"):
         if not isinstance(value, bool):
-            raise ProtocolError(f"{name} must be true or false, got {json.dumps(value)}")
+            raise ProtocolError(f"{name} must be true or false, got {_json_clip(value)}")
         return value
     if name == "emotion":
-        if not isinstance(value, str):
-            raise ProtocolError(f'emotion must be a string such as "happy:0.8", got {json.dumps(value)}')
+        if not isinstance(value, str) or len(value) > ECHO_CHARS:
+            raise ProtocolError(f'emotion must be a short string such as "happy:0.8", got {_json_clip(value)}')
         return value
     if name == "gaze":
         if not (isinstance(value, list) and len(value) == 2 and all(_is_number(v) for v in value)):
-            raise ProtocolError(f"gaze must be [yaw, pitch] in degrees, got {json.dumps(value)}")
+            raise ProtocolError(f"gaze must be [yaw, pitch] in degrees, got {_json_clip(value)}")
         return (float(value[0]), float(value[1]))
     if name == "seed":
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**32:
-            raise ProtocolError(f"seed must be an integer in 0..2^32-1, got {json.dumps(value)}")
+            raise ProtocolError(f"seed must be an integer in 0..2^32-1, got {_json_clip(value)}")
         return value
     if not _is_number(value):
-        raise ProtocolError(f"{name} must be a number, got {json.dumps(value)}")
+        raise ProtocolError(f"{name} must be a number, got {_json_clip(value)}")
     return float(value)  # type: ignore[arg-type]
 
 
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
-
-def _preview(text: str, limit: int = 60) -> str:
-    flat = " ".join(text.split())
-    return repr(flat if len(flat) <= limit else flat[: limit - 1] + "…")

@@ -5,11 +5,16 @@ media layer's VideoWriter, encoding frame by frame), so memory stays flat howeve
 lasts. At the end the two are muxed into one MP4 without re-encoding the video (a packet copy,
 ~1 s for 10 minutes). The store keeps at most `capacity` finished recordings, each for at most
 `ttl_s` seconds or until its first download, so the disk stays bounded too.
+
+Frames a session dropped to stay live (stream.shedding) are not encoded: each frame written keeps
+its index on the audio clock, and the mux gives it that time, so the recording stays in step with
+its sound (a variable frame rate where frames were dropped) and dropping saves the encoding too.
 """
 
 from __future__ import annotations
 
 import secrets
+from array import array
 import shutil
 import threading
 import time
@@ -38,6 +43,7 @@ class Recorder:
         self.size = size
         self.fps = fps
         self.frames = 0
+        self._timeline = array("q")  # the audio-clock index of each frame written
         self._wav: wave.Wave_write | None = wave.open(str(folder / "audio.wav"), "wb")
         self._wav.setnchannels(1)
         self._wav.setsampwidth(2)
@@ -50,25 +56,36 @@ class Recorder:
         if self._wav is not None:
             self._wav.writeframes(np.clip(np.round(pcm * 32768.0), -32768, 32767).astype("<i2").tobytes())
 
-    def add_frame(self, rgb: np.ndarray) -> None:
+    def add_frame(self, rgb: np.ndarray, index: int | None = None) -> None:
+        """The next frame; `index` is its place on the audio clock (default: right after the last),
+        larger than the last's where frames were dropped."""
         if self.closed:
             return
+        last = self._timeline[-1] if self._timeline else -1
+        index = last + 1 if index is None else index
+        if index <= last:
+            raise ValueError(f"recorded frames must come in order: frame {index} after frame {last}")
         if self._video is None:
             self._video = VideoWriter(self.folder / "video.mp4", self.size, self.size, fps=self.fps,
                                       crf=RECORD_CRF, preset=RECORD_PRESET)
         self._video.write(rgb)
+        self._timeline.append(index)
         self.frames += 1
 
-    def finish(self, out: Path, metadata: dict[str, str]) -> bool:
+    def finish(self, out: Path, metadata: dict[str, str], clock_frames: int | None = None) -> bool:
         """Write the recording to `out` (atomically) with the session's provenance tags
-        (safety.marks.Marks.metadata); False if the session made no frame."""
+        (safety.marks.Marks.metadata), `clock_frames` long (default: up to the last frame written);
+        False if the session made no frame."""
         try:
             if self.closed or self._video is None or self._wav is None:
                 return False
             self._video.close()
             self._wav.close()
             self._wav = None
-            mux_with_audio(self.folder / "video.mp4", self.folder / "audio.wav", out, self.frames / self.fps, metadata)
+            frames = max(clock_frames or 0, self._timeline[-1] + 1)
+            gaps = self._timeline[-1] + 1 != len(self._timeline)
+            mux_with_audio(self.folder / "video.mp4", self.folder / "audio.wav", out, frames / self.fps, metadata,
+                           self._timeline if gaps else None, self.fps)
             return True
         finally:
             self.abort()
@@ -88,10 +105,13 @@ class Recorder:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def mux_with_audio(video: Path, audio: Path, out: Path, seconds: float, metadata: dict[str, str]) -> None:
+def mux_with_audio(video: Path, audio: Path, out: Path, seconds: float, metadata: dict[str, str],
+                   timeline: array | None = None, fps: float = 25.0) -> None:
     """`video`'s stream copied and a 16-bit mono WAV's sound as AAC, cut at `seconds`, into an MP4.
 
-    The audio is encoded in AUDIO_BLOCK steps just ahead of the video packets it belongs with, so
+    With a `timeline` (the audio-clock index of each of the video's frames, at `fps`), each frame is
+    given its index's time: frames left out of the video leave the one before on screen. The audio
+    is encoded in AUDIO_BLOCK steps just ahead of the video packets it belongs with, so
     the file is interleaved (players can start it before it is all there) and memory stays flat.
     """
     out = check_output_path(out)
@@ -110,6 +130,8 @@ def mux_with_audio(video: Path, audio: Path, out: Path, seconds: float, metadata
             for packet in src.demux(v_in):
                 if packet.dts is None:  # the demuxer's end marker
                     continue
+                if timeline is not None:
+                    _retime(packet, v_in.time_base, timeline, fps)
                 due = min(total, int((float(packet.dts * v_in.time_base) + 0.5) * SAMPLE_RATE))
                 done = _encode_audio(dst, a_out, wav, done, due)
                 packet.stream = v_out
@@ -121,6 +143,20 @@ def mux_with_audio(video: Path, audio: Path, out: Path, seconds: float, metadata
     except BaseException:
         remove_quietly(tmp)
         raise
+
+
+def _retime(packet: av.Packet, time_base: Fraction, timeline: array, fps: float) -> None:
+    """Move a packet of the n-th frame written to the time of timeline[n] (dts likewise: they stay
+    in order, and never after the pts, because the timeline only grows)."""
+
+    def moved(ticks: int) -> int:
+        n = round(float(ticks * time_base) * fps)
+        index = timeline[min(n, len(timeline) - 1)] + max(0, n - len(timeline) + 1) if n >= 0 else timeline[0] + n
+        return round(index / fps / time_base)
+
+    if packet.pts is not None:
+        packet.pts = moved(packet.pts)
+    packet.dts = moved(packet.dts)
 
 
 def _encode_audio(dst: av.container.OutputContainer, stream: av.audio.stream.AudioStream, wav: wave.Wave_read,

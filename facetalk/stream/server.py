@@ -43,13 +43,15 @@ from facetalk import __version__
 from facetalk.api import Avatar
 from facetalk.errors import FacetalkError
 from facetalk.media.audio import probe_audio
+from facetalk.media.image import PHOTO_FORMATS_TEXT
 from facetalk.motion.controls import Controls
 from facetalk.pipeline import photo_notes
 from facetalk.stream.avatars import DEFAULT_ID, AvatarStore, StoredAvatar
 from facetalk.stream.config import ServerConfig
 from facetalk.stream.limits import BodyLimit, too_large
-from facetalk.stream.live import LiveContext, SessionSlots, serve_live
-from facetalk.stream.protocol import ProtocolError, image_kind, jpeg, loads_bounded, updated_controls
+from facetalk.stream.capacity import Capacity, measure_capacity
+from facetalk.stream.live import Admission, LiveContext, serve_live
+from facetalk.stream.protocol import ProtocolError, clip, image_kind, jpeg, loads_bounded, updated_controls
 from facetalk.stream.recording import RecordingStore
 from facetalk.stream.timeouts import BodyTimeout, head_guarded
 
@@ -112,14 +114,17 @@ def _routes(app: FastAPI) -> None:
     @app.get("/status", summary="Live sessions running, avatars and recordings kept")
     async def status(request: Request) -> dict[str, Any]:
         state = _state(request.app)
-        return {"version": __version__, "live_sessions": state.live.slots.active,
-                "max_live_sessions": state.config.max_sessions, "avatars": len(state.avatars),
-                "recordings": len(state.live.recordings)}
+        admission = state.live.admission
+        capacity = admission.capacity
+        return {"version": __version__, "live_sessions": admission.active,
+                "max_live_sessions": admission.limit, "live_sessions_behind": admission.behind(),
+                "live_capacity": None if capacity is None else {"measured": not admission.fixed, **capacity.json()},
+                "avatars": len(state.avatars), "recordings": len(state.live.recordings)}
 
     @app.post("/avatars", status_code=201, summary="Analyse a portrait photo once, for any number of renders")
     async def create_avatar(
         request: Request,
-        photo: Annotated[UploadFile | None, File(description="JPEG, PNG or WebP portrait with one clear face")] = None,
+        photo: Annotated[UploadFile | None, File(description=f"portrait with one clear face: {PHOTO_FORMATS_TEXT}")] = None,
         default: Annotated[bool, Form(description="use the built-in portrait instead of an upload")] = False,
     ) -> dict[str, Any]:
         state = _state(request.app)
@@ -186,19 +191,36 @@ def _start(config: ServerConfig) -> ServerState:
     workdir = config.workdir or Path(tempfile.mkdtemp(prefix="facetalk-serve-"))
     workdir.mkdir(parents=True, exist_ok=True)
     recordings = RecordingStore(workdir / "recordings", config.max_recordings, config.recording_ttl_s)
-    live = LiveContext(config, SessionSlots(config.max_sessions), recordings)
-    return ServerState(config, workdir, AvatarStore(config.max_avatars), live, threading.Lock(),
-                       asyncio.Semaphore(config.max_renders))
+    avatars = AvatarStore(config.max_avatars)
+    state = ServerState(config, workdir, avatars, None, threading.Lock(),  # type: ignore[arg-type]
+                        asyncio.Semaphore(config.max_renders))
+    state.live = LiveContext(config, Admission(config.max_sessions, lambda: _measure(state)), recordings)
+    return state
 
 
 def _warm(state: ServerState) -> None:
-    """Load MediaPipe (via the built-in portrait), the phone recogniser and the renderer's caches now."""
+    """Load MediaPipe (via the built-in portrait), the phone recogniser and the renderer's caches now;
+    then measure the live capacity, unless the operator fixed the limit."""
     stored = _default_avatar(state)
     session = stored.avatar.stream(fps=state.config.fps)
     rng = np.random.default_rng(0)
     session.push((rng.standard_normal(int(WARM_SILENCE_S * 16000)) * 1e-3).astype(np.float32))
     session.close()
+    if state.live.admission.limit is None:
+        state.live.admission.measured(_measure(state))
     log.info("facetalk serve: warmed up")
+
+
+def _measure(state: ServerState) -> Capacity:
+    """The live capacity of this machine now (stream.capacity), logged."""
+    config = state.config
+    capacity = measure_capacity(_default_avatar(state).avatar, config.fps, config.headroom, config.record,
+                                state.workdir)
+    log.info("facetalk serve: this machine makes %.0f live frames/s (%d threads, %.1f ms a frame each): "
+             "%d live session%s at %g fps with %.0f %% headroom", capacity.frames_per_s, capacity.threads,
+             capacity.ms_per_frame, capacity.sessions, "s" * (capacity.sessions != 1), config.fps,
+             100 * (1 - config.headroom))
+    return capacity
 
 
 async def _sweep(state: ServerState) -> None:
@@ -222,7 +244,7 @@ def _analyse_upload(state: ServerState, data: bytes, name: str) -> StoredAvatar:
     """Bytes of an uploaded photo -> a stored Avatar, or a 415/422 saying what was wrong."""
     kind = image_kind(data[:12])
     if kind is None:
-        raise HTTPException(415, f"{name} is not a JPEG, PNG or WebP image; send a photo in one of those formats")
+        raise HTTPException(415, f"{name} is not a photo in a format facetalk reads; send {PHOTO_FORMATS_TEXT}")
     folder = state.workdir / "uploads"
     folder.mkdir(exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=folder, suffix=f".{kind}") as f:
@@ -232,7 +254,7 @@ def _analyse_upload(state: ServerState, data: bytes, name: str) -> StoredAvatar:
             with state.rig_lock:
                 avatar = _crop_only(Avatar.from_image(f.name, size=state.config.size))
         except FacetalkError as exc:
-            raise HTTPException(422, str(exc).replace(f.name, name)) from None
+            raise HTTPException(422, _renamed(exc, f.name, name)) from None
     return state.avatars.add(avatar, jpeg(avatar.rig.image, PREVIEW_QUALITY), tuple(photo_notes(avatar.rig)))
 
 
@@ -260,7 +282,7 @@ async def _render(state: ServerState, stored: StoredAvatar, audio: UploadFile, c
     try:
         seconds = (await run_in_threadpool(probe_audio, source)).duration
     except FacetalkError as exc:
-        raise HTTPException(415, str(exc).replace(str(source), name)) from None
+        raise HTTPException(415, _renamed(exc, source, name)) from None
     if seconds > state.config.max_render_seconds:
         raise HTTPException(413, f"{name} is {seconds:.0f} s long; the server renders at most "
                                  f"{state.config.max_render_seconds:g} s per request; send a shorter clip")
@@ -269,7 +291,7 @@ async def _render(state: ServerState, stored: StoredAvatar, audio: UploadFile, c
         try:
             summary = await run_in_threadpool(stored.avatar.render_to, out, source, controls, state.config.fps)
         except FacetalkError as exc:
-            raise HTTPException(422, str(exc).replace(str(source), name)) from None
+            raise HTTPException(422, _renamed(exc, source, name)) from None
     return out, summary.frames
 
 
@@ -307,7 +329,7 @@ async def _lookup(app: Any, avatar_id: str) -> StoredAvatar | None:
 async def _stored(app: Any, avatar_id: str) -> StoredAvatar:
     stored = await _lookup(app, avatar_id)
     if stored is None:
-        raise HTTPException(404, f"no avatar {avatar_id!r} (unknown, or evicted from the cache); "
+        raise HTTPException(404, f"no avatar {clip(avatar_id)} (unknown, or evicted from the cache); "
                                  "create one with POST /avatars")
     return stored
 
@@ -316,6 +338,13 @@ def _display_name(filename: str | None, fallback: str) -> str:
     """How an upload is named in messages: its base name, printable and short, quoted."""
     base = re.sub(r"[^\w .()+-]", "_", os.path.basename(filename or ""))[:80]
     return f"'{base}'" if base.strip() else f"the {fallback}"
+
+
+def _renamed(exc: Exception, path: str | os.PathLike[str], name: str) -> str:
+    """An error about a temporary file, naming the upload instead (``name`` comes quoted, as does the
+    path in the media layer's messages: the quotes are not doubled)."""
+    text, path = str(exc), os.fspath(path)
+    return text.replace(f"'{path}'", name).replace(path, name)
 
 
 def _body_limit(config: ServerConfig, scope: dict[str, Any]) -> tuple[int, str] | None:

@@ -35,6 +35,7 @@ class LiveFrame:
 
 
 FrameCallback = Callable[[LiveFrame], None]
+KeepFrame = Callable[[int, bool], bool]  # (frame index, newest of this push) -> render it?
 
 
 def as_pcm(chunk: np.ndarray | bytes | bytearray | memoryview) -> np.ndarray:
@@ -55,10 +56,28 @@ def as_pcm(chunk: np.ndarray | bytes | bytearray | memoryview) -> np.ndarray:
     return np.clip(np.nan_to_num(x.astype(np.float32)), -1.0, 1.0)
 
 
+class Int16Bytes:
+    """int16 little-endian PCM bytes in messages of any length -> float samples: an odd byte at the
+    end of one message is kept and completes the first sample of the next."""
+
+    def __init__(self) -> None:
+        self._odd = b""
+
+    def feed(self, data: bytes | bytearray | memoryview) -> np.ndarray:
+        data = self._odd + bytes(data)
+        cut = len(data) & ~1
+        self._odd = data[cut:]
+        return as_pcm(data[:cut])
+
+
 class Session:
     """`push` PCM at 16 kHz (any chunk size), get the frames it completes; `close` flushes the rest.
 
-    Frames also go to `on_frame` if given. Controls change with `set_controls` and blend in over
+    int16 bytes may be split anywhere, even inside a sample (the odd byte waits for the next push).
+    A server short of time passes `keep` to `push`: frames it declines are not rendered (their
+    motion is still made, so every frame after is the same as without dropping) and are counted in
+    `dropped`; the frames returned keep their own index and time. Frames also go to `on_frame` if
+    given. Controls change with `set_controls` and blend in over
     CONTROL_RAMP_S. Every frame carries `marks` (default: the watermark with a fresh id for this
     session). Not thread-safe: one caller at a time (sessions are independent of each other).
     """
@@ -75,19 +94,22 @@ class Session:
         self._renderer = Renderer(rig)
         self._target = ControlTrack.of(controls).keys[-1][1]
         self._next = 0
+        self._bytes = Int16Bytes()
         self.samples = 0  # pushed so far
+        self.dropped = 0  # frames declined by `keep`
         self.closed = False
 
     @property
     def frames_out(self) -> int:
         return self._next
 
-    def push(self, pcm: np.ndarray | bytes | bytearray | memoryview) -> list[LiveFrame]:
+    def push(self, pcm: np.ndarray | bytes | bytearray | memoryview, keep: KeepFrame | None = None) -> list[LiveFrame]:
+        """The frames this audio completes (those `keep(index, newest)` declines are skipped)."""
         if self.closed:
             raise FacetalkError("this live session is closed; start a new one")
-        x = as_pcm(pcm)
+        x = self._bytes.feed(pcm) if isinstance(pcm, (bytes, bytearray, memoryview)) else as_pcm(pcm)
         self.samples += len(x)
-        return self._render(self._motion.push(self._features.push(x)))
+        return self._render(self._motion.push(self._features.push(x)), keep)
 
     def set_controls(self, controls: Controls) -> None:
         """From the next frame on, blend from the current controls to `controls`."""
@@ -110,12 +132,16 @@ class Session:
     def __exit__(self, *exc: object) -> None:
         self.closed = True
 
-    def _render(self, track: MotionTrack) -> list[LiveFrame]:
+    def _render(self, track: MotionTrack, keep: KeepFrame | None = None) -> list[LiveFrame]:
         out = []
         for i in range(len(track)):
-            image = self.marks.apply(self._renderer.render(track.frame(i)))
-            frame = LiveFrame(self._next, self._next / self.fps, image)
+            index = self._next
             self._next += 1
+            if keep is not None and not keep(index, i == len(track) - 1):
+                self.dropped += 1
+                continue
+            image = self.marks.apply(self._renderer.render(track.frame(i)))
+            frame = LiveFrame(index, index / self.fps, image)
             if self.on_frame is not None:
                 self.on_frame(frame)
             out.append(frame)

@@ -8,6 +8,8 @@ for ever; a few hundred such clients cost nothing to run and tie the server up.
 - `head_guarded(protocol, seconds)`: a subclass of uvicorn's HTTP protocol that closes a
   connection whose request head has not fully arrived `seconds` after the connection was made
   or after the previous response was sent (a total deadline: trickling bytes does not extend it).
+  It also answers a malformed request (one uvicorn cannot parse) with a 400 and the one-line JSON
+  `{"detail"}` every other error has, instead of uvicorn's plain text.
 - `BodyTimeout`: ASGI middleware for the body. Each read of it must bring data within
   `idle_s`, and the body as a whole must keep up an average of `min_rate` bytes/s after a grace
   of `idle_s`; otherwise the client gets a 408 with a one-line JSON detail and the connection is
@@ -93,11 +95,25 @@ async def _reply_408(send: Callable[..., Any], idle_s: float, min_rate: float) -
     await send({"type": "http.response.body", "body": body})
 
 
+def malformed_request_response(reason: str) -> bytes:
+    """The whole HTTP/1.1 400 response to a request that could not be parsed."""
+    detail = (f"malformed HTTP request ({reason.strip().rstrip('.') or 'unreadable'}); "
+              "send a valid HTTP/1.1 request")
+    body = json.dumps({"detail": detail}).encode()
+    return (b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"
+            b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body)
+
+
 def head_guarded(protocol: type[asyncio.Protocol], seconds: float) -> type[asyncio.Protocol]:
     """`protocol` (uvicorn's H11Protocol or HttpToolsProtocol) with a deadline on each request head."""
 
     class HeadGuarded(protocol):  # type: ignore[valid-type, misc]
         _head_timer: asyncio.TimerHandle | None = None
+
+        def send_400_response(self, msg: str) -> None:
+            """uvicorn's answer to a request it cannot parse, as JSON (uvicorn's own is plain text)."""
+            self.transport.write(malformed_request_response(msg))
+            self.transport.close()
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)

@@ -1,7 +1,7 @@
 // facetalk live page: pick a photo, stream a voice over the WebSocket, draw the frames that come back.
 // Protocol (facetalk/stream/protocol.py): binary out = 16 kHz mono int16 PCM; text out = {"controls"}
 // or {"end": true}; binary in = uint32 index + float64 time (LE) + JPEG; text in = start, controls,
-// error and end messages.
+// degraded (the server sheds load: fewer or smaller frames), error and end messages.
 
 const RATE = 16000;
 const CHUNK = 320; // samples per message: 20 ms
@@ -152,7 +152,7 @@ function openLive(mode, audio) {
   const ws = new WebSocket(`${scheme}://${location.host}/avatars/${encodeURIComponent(avatar.id)}/live`);
   ws.binaryType = "arraybuffer";
   const stream = {
-    ws, mode, audio, fps: 25, started: false, ended: false, recording: null,
+    ws, mode, audio, fps: 25, started: false, ended: false, recording: null, dropped: 0,
     sent: 0, sends: [], sendIndex: 0, // [samples sent so far, when] per message, for the latency
     queue: [], frames: 0, late: 0, arrivals: [], latencies: [], playStart: 0, duration: 0, stopPlayback: null,
     cleanup: [],
@@ -167,9 +167,15 @@ function openLive(mode, audio) {
       if (message.error) {
         if (!stream.started) reject(new Error(message.error));
         else say(message.error, "error");
+      } else if (message.degraded) {
+        // frames keep their own times, so fewer of them still play in step with the sound
+        const d = message.degraded;
+        $("quality").textContent = d.level ? `${d.fps} fps, ${d.size} px` : "full";
+        say(`${d.reason[0].toUpperCase()}${d.reason.slice(1)}.`);
       } else if (message.end) {
         stream.ended = true;
         stream.recording = message.recording;
+        stream.dropped = message.dropped || 0;
       } else if (message.fps && !stream.started) {
         stream.fps = message.fps;
         stream.started = true;
@@ -263,6 +269,7 @@ function run(stream) {
   $("state").textContent = stream.mode === "mic" ? "listening" : "streaming";
   $("frames").textContent = "0";
   $("latency").textContent = "–";
+  $("quality").textContent = "full";
   let lastStats = 0;
   const tick = (now) => {
     draw(stream);
@@ -301,7 +308,8 @@ function finishLive(stream, closeEvent) {
     if (!$("message").classList.contains("error")) {
       const timing = stream.mode === "file" ? (stream.late ? `, ${stream.late} too late` : ", all on time") : "";
       const saved = stream.recording ? " The recording can be downloaded once." : "";
-      say(`Done: ${stream.frames} frames${timing}.${saved}`, "ok");
+      const shed = stream.dropped ? ` (${stream.dropped} more left out by the server to stay live)` : "";
+      say(`Done: ${stream.frames} frames${timing}${shed}.${saved}`, "ok");
     }
   } else if (!$("message").classList.contains("error")) {
     say(`The connection closed (code ${closeEvent.code}); start again when ready.`, "error");
