@@ -102,6 +102,13 @@ def silence_wav(media_dir: Path) -> Path:
     return write_wav(media_dir / "silence_2s.wav", np.zeros(2 * RATE))
 
 
+@pytest.fixture(scope="session")
+def wav_file_writer() -> Callable[..., Path]:
+    """``write_wav`` itself, for module-scoped fixtures (a test module cannot import this conftest
+    by name: tests/media has a conftest of its own)."""
+    return write_wav
+
+
 @pytest.fixture
 def wav_writer(tmp_path: Path) -> Callable[..., Path]:
     """``wav_writer(name, samples, rate=16000)`` -> a WAV in this test's tmp_path."""

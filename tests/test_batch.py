@@ -13,29 +13,31 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import RATE, write_wav
 from facetalk.batch import run
 from facetalk.batch.jobs import parse_rows, read_rows
 from facetalk.batch.worker import CRASH_ONCE
 from facetalk.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
+RATE = 16000
 
 
 @pytest.fixture(scope="module")
-def media(tmp_path_factory: pytest.TempPathFactory, voice: np.ndarray, portrait_path: Path) -> Path:
+def media(tmp_path_factory: pytest.TempPathFactory, voice: np.ndarray, portrait_path: Path,
+          wav_file_writer: Callable[..., Path]) -> Path:
     """A folder with the portrait, four 1 s voice cuts, a photo without a face and a broken clip."""
     d = tmp_path_factory.mktemp("batch_media")
     (d / "me.png").write_bytes(portrait_path.read_bytes())
     for i in range(4):
         start = int((0.4 + 0.9 * i) * RATE)
-        write_wav(d / f"v{i}.wav", voice[start : start + RATE])
+        wav_file_writer(d / f"v{i}.wav", voice[start : start + RATE])
     Image.fromarray(np.full((256, 256, 3), 128, np.uint8)).save(d / "wall.png")
     (d / "broken.wav").write_bytes(b"RIFF not really a wav" * 50)
     return d
