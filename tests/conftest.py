@@ -7,8 +7,12 @@ per session and shared read-only.
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
+import time
 import wave
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
 
@@ -125,3 +129,35 @@ def shared_eval() -> Path:
     if not SHARED_EVAL.is_dir():
         pytest.skip(f"evaluation media not available at {SHARED_EVAL}")
     return SHARED_EVAL
+
+
+@contextlib.contextmanager
+def uvicorn_in_thread(config: object) -> Iterator[tuple[str, int]]:
+    """A real uvicorn server for `config` (a ServerConfig) on a free loopback port, in a thread,
+    with the production settings; (host, port) while it runs."""
+    import uvicorn
+
+    from facetalk.stream.server import create_app, uvicorn_options
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    host, port = sock.getsockname()
+    server = uvicorn.Server(uvicorn.Config(create_app(config), log_level="warning", **uvicorn_options(config)))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.02)
+    try:
+        yield host, port
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+@pytest.fixture(scope="session")
+def serve_in_thread() -> Callable[..., contextlib.AbstractContextManager[tuple[str, int]]]:
+    """`uvicorn_in_thread` for test modules (they cannot import this conftest by name)."""
+    return uvicorn_in_thread

@@ -19,9 +19,8 @@ import socket
 import stat
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +33,7 @@ from facetalk.media.image import PHOTO_FORMATS, PHOTO_FORMATS_TEXT, read_image, 
 from facetalk.media.video import VideoWriter, probe_video
 from facetalk.stream.config import MB, ServerConfig
 from facetalk.stream.protocol import ECHO_CHARS, MAX_JSON_CHARS, MAX_JSON_DEPTH
-from facetalk.stream.server import create_app, uvicorn_options
+from facetalk.stream.server import create_app
 
 REPO = Path(__file__).resolve().parents[1]
 NESTED = "[" * 100_000 + "]" * 100_000
@@ -205,27 +204,13 @@ def live_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def live_server(live_workdir: Path) -> Iterator[tuple[str, int]]:
+def live_server(live_workdir: Path, serve_in_thread: Callable) -> Iterator[tuple[str, int]]:
     """A real uvicorn server with the production settings, its time limits set to TIMEOUT_S, its
     upload limits to 1 MB and its live-session limit to 2 (not measured: that is tests/test_overload)."""
-    import uvicorn
-
     config = ServerConfig(warm=False, header_timeout_s=TIMEOUT_S, body_timeout_s=TIMEOUT_S, max_photo_bytes=MB,
                           max_audio_bytes=MB, max_sessions=2, workdir=live_workdir)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    host, port = sock.getsockname()
-    server = uvicorn.Server(uvicorn.Config(create_app(config), log_level="warning", **uvicorn_options(config)))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    yield host, port
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
+    with serve_in_thread(config) as address:
+        yield address
 
 
 def held_for(address: tuple[str, int], chunks: list[bytes], pause: float = 0.0,

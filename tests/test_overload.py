@@ -13,10 +13,8 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import socket
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +27,7 @@ from facetalk.stream import bench, server
 from facetalk.stream.capacity import Capacity, measure_capacity, sessions_for
 from facetalk.stream.config import ServerConfig
 from facetalk.stream.live import Admission
-from facetalk.stream.server import create_app, uvicorn_options
+from facetalk.stream.server import create_app
 from facetalk.stream.shedding import HOLD_S, RECOVER_S, STEPS, WINDOW_S, Shedder
 
 FPS = 25.0
@@ -203,9 +201,7 @@ RENDER_DELAY_S = 0.07  # every frame: 25 fps would need 1.75 s of work per secon
 
 
 @pytest.fixture
-def slow_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Path]]:
-    import uvicorn
-
+def slow_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, serve_in_thread: Callable) -> Iterator[tuple[str, Path]]:
     from facetalk.render.renderer import Renderer
 
     render = Renderer.render
@@ -215,21 +211,8 @@ def slow_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tup
         return render(self, motion)
 
     monkeypatch.setattr(Renderer, "render", slow)
-    config = ServerConfig(warm=False, max_sessions=1, workdir=tmp_path)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    host, port = sock.getsockname()
-    srv = uvicorn.Server(uvicorn.Config(create_app(config), log_level="warning", **uvicorn_options(config)))
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        assert thread.is_alive() and time.monotonic() < deadline
-        time.sleep(0.02)
-    yield f"{host}:{port}", tmp_path
-    srv.should_exit = True
-    thread.join(10)
-    sock.close()
+    with serve_in_thread(ServerConfig(warm=False, max_sessions=1, workdir=tmp_path)) as (host, port):
+        yield f"{host}:{port}", tmp_path
 
 
 def test_a_server_slower_than_real_time_sheds_and_stays_live(slow_server: tuple[str, Path],

@@ -338,7 +338,6 @@ def brow_track(curves: dict[str, np.ndarray], n: int) -> np.ndarray:
 def brow_curves(clip: Clip, params: dict, head: dict) -> dict[str, np.ndarray]:
     f = clip.features
     pitch = f.pitch_hz if f.pitch_hz is not None else np.zeros(len(f))
-    nxt_p, nxt_l = np.r_[pitch[1:], 0.0], np.r_[f.loudness[1:], 0.0]
     e, one = _engagement(clip, head), np.ones(len(f))
     b = BrowMotion(FPS, params)
     return b.run(pitch, f.loudness, 0.0, 0.0, f.active, e, one) if len(f) else {}

@@ -30,21 +30,13 @@ import numpy as np
 
 from facetalk.batch.local import LocalPool, default_workers
 from facetalk.batch.runner import run
+from facetalk.bench import _write_wav
 
 JOBS_PER_WORKER = 2
 ROUNDS = 2
+
 WARM_SECONDS = 1.0
 VIDEO_FPS = 25.0
-
-
-def _write_wav(path: Path, samples: np.ndarray, rate: int) -> None:
-    import wave
-
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
 
 
 def _media(tmp: Path, seconds: float) -> tuple[Path, Path, Path, list[Path]]:

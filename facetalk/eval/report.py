@@ -47,36 +47,14 @@ METRICS: tuple[str, ...] = (
 
 # How far the face moves (amplitudes) and how the head's motion splits into slow turns and quick
 # nods: a table of their own in report.md, after the correlations and lags of METRICS.
-AMPLITUDE_METRICS: tuple[str, ...] = (
-    "mouth_open_sd",
-    "mouth_open_range",
-    "lip_dynamics",
-    "silent_lip_mad",
-    "brow_sd",
-    "smile_sd",
-    "mouth_width_sd",
-    "eye_open_sd",
-    "yaw_slow_share",
-    "pitch_slow_share",
-    "roll_slow_share",
-)
+_FACE_AMPLITUDES = ("mouth_open_sd", "mouth_open_range", "lip_dynamics", "silent_lip_mad", "brow_sd", "smile_sd",
+                    "mouth_width_sd", "eye_open_sd")
+AMPLITUDE_METRICS: tuple[str, ...] = _FACE_AMPLITUDES + ("yaw_slow_share", "pitch_slow_share", "roll_slow_share")
 
 # Amplitudes compared as generated / real per clip: < 1 the generated face moves less than the
 # real person did. A share is not an amplitude (its ratio says nothing about "how far"), so the
 # slow shares are left out.
-RATIO_METRICS: tuple[str, ...] = (
-    "mouth_open_sd",
-    "mouth_open_range",
-    "lip_dynamics",
-    "silent_lip_mad",
-    "brow_sd",
-    "smile_sd",
-    "mouth_width_sd",
-    "eye_open_sd",
-    "yaw_sd",
-    "pitch_sd",
-    "roll_sd",
-)
+RATIO_METRICS: tuple[str, ...] = _FACE_AMPLITUDES + ("yaw_sd", "pitch_sd", "roll_sd")
 
 ALL_METRICS: tuple[str, ...] = METRICS + AMPLITUDE_METRICS
 
