@@ -10,7 +10,8 @@ from facetalk.motion.brows import BrowMotion
 from facetalk.motion.expressions import SmileMotion
 from facetalk.motion.filters import Phrases, TimedDraws
 from facetalk.motion.fitted import fitted
-from facetalk.motion.head import Engagement, HeadMotion
+from facetalk.motion.head import HeadMotion
+from facetalk.motion.rhythm import Engagement, Rhythm, RhythmTracker
 from facetalk.motion.visemes import MOUTH, VISEME_NAMES
 
 FPS = 25.0
@@ -69,7 +70,7 @@ def test_engagement_grows_with_flowing_speech_not_with_isolated_words() -> None:
 
 def head_spread(active: np.ndarray, seed: int) -> float:
     loud = active * 0.7
-    out = HeadMotion(FPS, np.random.default_rng(seed)).run(active, loud, 0.0)
+    out = HeadMotion(FPS, np.random.default_rng(seed)).run(RhythmTracker(FPS).run(active), loud, 0.0)
     return float(np.std(out["yaw"]) + np.std(out["pitch"]))
 
 
@@ -84,7 +85,8 @@ def test_smiles_come_with_phrases_and_go_after_them() -> None:
     pitch = np.where(a > 0.5, 180.0, 0.0)
     one = np.ones(len(a))
     params = {"smile": 0.6, "smile_chance": 1.0}  # every phrase smiles: the shape is what is tested
-    out = SmileMotion(FPS, np.random.default_rng(0), params).run(a, pitch, one, one)
+    starts, ends = Phrases(FPS).run(a)
+    out = SmileMotion(FPS, np.random.default_rng(0), params).run(Rhythm(starts, ends, one), pitch, one)
     smile = out["mouthSmileL"]
     assert smile.max() > 0.3
     assert smile[-25:].max() < 0.05  # released in the long pause
@@ -97,9 +99,10 @@ def test_a_sad_face_smiles_less_than_a_neutral_one() -> None:
     a = flowing_speech(30)
     pitch = np.where(a > 0.5, 180.0, 0.0)
     one = np.ones(len(a))
+    rhythm = Rhythm(*Phrases(FPS).run(a), one)
 
     def total(gain: float) -> float:
-        return float(np.mean([SmileMotion(FPS, np.random.default_rng(s)).run(a, pitch, one, one * gain)["mouthSmileL"].sum()
+        return float(np.mean([SmileMotion(FPS, np.random.default_rng(s)).run(rhythm, pitch, one * gain)["mouthSmileL"].sum()
                               for s in range(5)]))
     assert total(0.2) < 0.5 * total(1.0)
 
@@ -108,7 +111,8 @@ def brows(pitch: np.ndarray, active: np.ndarray) -> dict[str, np.ndarray]:
     loud = active * 0.8
     one = np.ones(len(active))
     params = {"brow": 0.8, "wide": 0.6, "brow_floor": 1.0}
-    return BrowMotion(FPS, params).run(pitch, loud, 0.0, 0.0, active, one, one)
+    starts, ends = Phrases(FPS).run(active)
+    return BrowMotion(FPS, params).run(pitch, loud, 0.0, 0.0, Rhythm(starts, ends, one), one)
 
 
 def test_a_rising_question_raises_the_brows_at_its_end() -> None:

@@ -8,6 +8,8 @@ import pytest
 from facetalk.audio.features import Features, audio_features
 from facetalk.audio.pitch import PitchTracker
 from facetalk.motion.brows import BrowMotion
+from facetalk.motion.filters import Phrases
+from facetalk.motion.rhythm import Rhythm
 from facetalk.motion.prosody import Accents
 
 RATE, FPS = 16000, 25.0
@@ -62,10 +64,11 @@ def accents(f: Features, chunk: int | None = None) -> list[tuple[int, float]]:
 
 def brows(f: Features) -> np.ndarray:
     nxt = f.pitch_hz[1:].tolist() + [0.0], f.loudness[1:].tolist() + [0.0]
-    b = BrowMotion(FPS)
+    b, phrases = BrowMotion(FPS), Phrases(FPS)
     one = np.ones(1)
-    return np.concatenate([b.run(f.pitch_hz[i:i + 1], f.loudness[i:i + 1], nxt[0][i], nxt[1][i], f.active[i:i + 1],
-                                 one, one)["browInnerUp"] for i in range(len(f))])
+    return np.concatenate([b.run(f.pitch_hz[i:i + 1], f.loudness[i:i + 1], nxt[0][i], nxt[1][i],
+                                 Rhythm(*phrases.run(f.active[i:i + 1]), one), one)["browInnerUp"]
+                           for i in range(len(f))])
 
 
 def test_accents_are_relative_to_the_speakers_running_median() -> None:

@@ -58,6 +58,7 @@ from facetalk.motion.expressions import SmileMotion  # noqa: E402
 from facetalk.motion.filters import Follower  # noqa: E402
 from facetalk.motion.head import ANGLES, HeadMotion  # noqa: E402
 from facetalk.motion.mouth import ATTACK_S, RELEASE_S, MouthMotion  # noqa: E402
+from facetalk.motion.rhythm import Rhythm, RhythmTracker  # noqa: E402
 from facetalk.motion.track import COLUMNS  # noqa: E402
 from facetalk.motion.visemes import _GROUP, MOUTH, VISEME_NAMES, VISEMES, target_table, viseme_weights  # noqa: E402
 
@@ -276,11 +277,11 @@ def fit_mouth(clips: list[Clip], per_unit: dict[str, float], start: tuple[np.nda
 def head_sd(clip: Clip, params: dict) -> np.ndarray:
     """(3,) generated yaw, pitch, roll spread, RMS over SEEDS seeds."""
     f = clip.features
+    rhythm = RhythmTracker(FPS, params).run(f.active)
     out = []
     for seed in range(SEEDS):
         h = HeadMotion(FPS, np.random.default_rng(seed), params)
-        nxt = float(f.loudness[-1])
-        curves = h.run(f.active, f.loudness, nxt)
+        curves = h.run(rhythm, f.loudness, float(f.loudness[-1]))
         out.append([curves[k].std() for k in ANGLES])
     return np.sqrt(np.mean(np.square(out), axis=0))
 
@@ -313,17 +314,15 @@ def fit_head(clips: list[Clip], start: dict) -> tuple[dict, float]:
 
 # --- expressions ------------------------------------------------------------------------------------
 
-def _engagement(clip: Clip, head: dict) -> np.ndarray:
-    h = HeadMotion(FPS, np.random.default_rng(0), head)
-    h.run(clip.features.active, clip.features.loudness, 0.0)
-    return h.amplitude
+def _rhythm(clip: Clip, head: dict) -> Rhythm:
+    return RhythmTracker(FPS, head).run(clip.features.active)
 
 
 def smile_sd(clip: Clip, params: dict, head: dict) -> float:
     f = clip.features
     pitch = f.pitch_hz if f.pitch_hz is not None else np.zeros(len(f))
-    e, one = _engagement(clip, head), np.ones(len(f))
-    sds = [SmileMotion(FPS, np.random.default_rng(s), params).run(f.active, pitch, e, one)["mouthSmileL"].std()
+    r, one = _rhythm(clip, head), np.ones(len(f))
+    sds = [SmileMotion(FPS, np.random.default_rng(s), params).run(r, pitch, one)["mouthSmileL"].std()
            for s in range(SEEDS)]
     return float(np.sqrt(np.mean(np.square(sds))))
 
@@ -338,9 +337,8 @@ def brow_track(curves: dict[str, np.ndarray], n: int) -> np.ndarray:
 def brow_curves(clip: Clip, params: dict, head: dict) -> dict[str, np.ndarray]:
     f = clip.features
     pitch = f.pitch_hz if f.pitch_hz is not None else np.zeros(len(f))
-    e, one = _engagement(clip, head), np.ones(len(f))
     b = BrowMotion(FPS, params)
-    return b.run(pitch, f.loudness, 0.0, 0.0, f.active, e, one) if len(f) else {}
+    return b.run(pitch, f.loudness, 0.0, 0.0, _rhythm(clip, head), np.ones(len(f))) if len(f) else {}
 
 
 def real_expression_sd(clip: Clip) -> dict[str, float]:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from facetalk.motion.filters import Pending, Phrases
+from facetalk.motion.filters import Pending
 from facetalk.motion.fitted import fitted
 from facetalk.motion.prosody import Accents
+from facetalk.motion.rhythm import Rhythm
 
 OUTER_SHARE = 0.6
 RISE_S, HOLD_S, FALL_S = 0.15, 0.1, 0.5
@@ -39,18 +40,17 @@ class BrowMotion:
         self.question_kernel = raise_kernel(fps, hold_s=0.4)
         self.raised = Pending()
         self.widened = Pending()
-        self.phrases = Phrases(fps)
         self.voiced: list[float] = []  # log2 f0 of the last QUESTION_S of voiced frames
         self.keep = max(2, int(QUESTION_S * fps))
 
     def run(self, pitch_hz: np.ndarray, loudness: np.ndarray, next_pitch: float, next_loud: float,
-            active: np.ndarray, engagement: np.ndarray, gain: np.ndarray) -> dict[str, np.ndarray]:
+            rhythm: Rhythm, gain: np.ndarray) -> dict[str, np.ndarray]:
         n = len(loudness)
         for i, strength in self.accents.run(pitch_hz, loudness, next_pitch, next_loud):
             self.raised.add(i, self.kernel * strength, np.maximum)
             if strength > WIDE_FROM:
                 self.widened.add(i, self.kernel * (strength - WIDE_FROM) / (1 - WIDE_FROM), np.maximum)
-        _, ends = self.phrases.run(active)
+        ends, engagement = rhythm.ends, rhythm.engagement
         for i in range(n):
             if pitch_hz[i] > 0:
                 self.voiced = (self.voiced + [float(np.log2(pitch_hz[i]))])[-self.keep:]

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from facetalk.motion.filters import Follower, Phrases, TimedDraws
+from facetalk.motion.filters import Follower, TimedDraws
 from facetalk.motion.fitted import fitted
+from facetalk.motion.rhythm import Rhythm
 
 SMILE_ON_S, SMILE_OFF_S = 0.3, 0.9  # a smile comes on quickly and fades slowly
 HOLD_S = (1.5, 3.5)  # an episode (smiling or not) lasts this long before the next draw, while talking
@@ -32,19 +33,18 @@ class SmileMotion:
         self.amount, self.chance = float(p["smile"]), float(p["smile_chance"])
         self.draws = TimedDraws(rng, int(round(DRAW_S * fps)), 3)
         self.frame = 0
-        self.phrases = Phrases(fps)
         self.follow = Follower(fps, SMILE_ON_S, SMILE_OFF_S)
         self.level = 0.0  # the smile the face is heading for
         self.left = 0  # frames left in the current episode
         self.speaking = False
         self.pitch_log = [0, 0.0]  # voiced frames heard, sum of log2 f0
 
-    def run(self, active: np.ndarray, pitch_hz: np.ndarray, engagement: np.ndarray,
-            gain: np.ndarray) -> dict[str, np.ndarray]:
-        """`engagement` 0..1 per frame (how lively the talk is), `gain` the emotion's smile gain."""
-        starts, ends = self.phrases.run(active)
-        target = np.empty(len(active))
-        for i in range(len(active)):
+    def run(self, rhythm: Rhythm, pitch_hz: np.ndarray, gain: np.ndarray) -> dict[str, np.ndarray]:
+        """`gain`: the emotion's smile gain per frame."""
+        starts, ends, engagement = rhythm.starts, rhythm.ends, rhythm.engagement
+        n = len(starts)
+        target = np.empty(n)
+        for i in range(n):
             if pitch_hz[i] > 0:
                 self.pitch_log[0] += 1
                 self.pitch_log[1] += np.log2(pitch_hz[i])
@@ -61,7 +61,7 @@ class SmileMotion:
             if ends[i]:
                 self.level = 0.0
             target[i] = self.level
-        self.frame += len(active)
+        self.frame += n
         smile = np.clip(self.follow.run(target), 0.0, 1.0)
         return {"mouthSmileL": smile, "mouthSmileR": smile, "cheekRaise": smile * CHEEK_SHARE,
                 "eyeSquint": smile * SQUINT_SHARE}

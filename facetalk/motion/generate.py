@@ -19,6 +19,7 @@ from facetalk.motion.eyes import EyeMotion
 from facetalk.motion.expressions import SmileMotion
 from facetalk.motion.head import HeadMotion
 from facetalk.motion.mouth import MouthMotion
+from facetalk.motion.rhythm import RhythmTracker
 from facetalk.motion.track import MotionTrack
 
 GAZE_MAX_DEG = 35.0  # the eyes' reach in their sockets
@@ -36,6 +37,7 @@ class MotionGenerator:
         self.eyes = EyeMotion(fps, eye_rng)
         self.brows = BrowMotion(fps)
         self.smiles = SmileMotion(fps, smile_rng)
+        self.rhythm = RhythmTracker(fps)
         self.mouth = MouthMotion(fps)
         self.pending: Features | None = None  # features of frames not yet made (the lookahead)
         self.frame = 0  # index of the next frame to make
@@ -62,17 +64,16 @@ class MotionGenerator:
         pitch = f.pitch_hz if f.pitch_hz is not None else np.zeros(n)
         next_pitch = float(ahead.pitch_hz[0]) if ahead.pitch_hz is not None else 0.0
         moving = 1.0 - c.pose_lock
-        head = self.head.run(f.active, f.loudness, float(ahead.loudness[0]))
-        engagement = self.head.amplitude  # how lively the talk is: scales the face's play too
+        rhythm = self.rhythm.run(f.active)  # phrases and engagement, shared by head, brows and smiles
+        head = self.head.run(rhythm, f.loudness, float(ahead.loudness[0]))
         gain = c.motion_intensity * c.head_gain * moving
         head = {k: v * gain for k, v in head.items()}
         head["pitch"] = head["pitch"] + c.head_pitch * moving
         eyes = self.eyes.run(f.active, float(ahead.active[0]))
         for lid in ("eyeBlinkL", "eyeBlinkR"):
             eyes[lid] = eyes[lid] * c.blink
-        brows = self.brows.run(pitch, f.loudness, next_pitch, float(ahead.loudness[0]), f.active, engagement,
-                               c.brow_gain)
-        smiles = self.smiles.run(f.active, pitch, engagement, c.smile_gain)
+        brows = self.brows.run(pitch, f.loudness, next_pitch, float(ahead.loudness[0]), rhythm, c.brow_gain)
+        smiles = self.smiles.run(rhythm, pitch, c.smile_gain)
         shut = np.maximum(eyes["eyeBlinkL"], eyes["eyeBlinkR"])
         brows["eyeWide"] = brows["eyeWide"] * (1.0 - shut)  # a blink shuts the lids however wide they were
         curves = {**self.mouth.run(f.phones, f.loudness, f.brightness, f.active), **brows, **head, **eyes, **smiles}

@@ -21,8 +21,9 @@ import numpy as np
 from scipy.signal import lfilter
 from scipy.special import ndtri
 
-from facetalk.motion.filters import Follower, Pending, PeakPicker, Phrases, TimedDraws
+from facetalk.motion.filters import Follower, Pending, PeakPicker, TimedDraws
 from facetalk.motion.fitted import fitted
+from facetalk.motion.rhythm import Rhythm
 
 DRIFT_TAU_S = {"yaw": 1.6, "pitch": 1.1, "roll": 2.0}
 ANGLES = ("yaw", "pitch", "roll")
@@ -31,7 +32,6 @@ TURN_S = 0.3  # time constant of the glide to a new phrase direction
 NOD_S = 0.35  # duration of a nod
 NOD_RISE = 0.06  # loudness rise per frame that counts as an onset
 NOD_GAP_S = 0.45
-ENGAGE_RELEASE = 2.0  # engagement falls this many times slower than it rises
 DRAW_S = 0.5  # phrase directions are drawn per half second (see TimedDraws)
 FULL_TURN_PAUSE_S = 1.0  # after a pause this long a phrase takes a wholly new direction; after a
 # shorter one it moves part of the way (a pause just long enough to count changes little, so a live
@@ -62,20 +62,6 @@ def nod_kernel(fps: float) -> np.ndarray:
     return -np.sin(np.pi * t) ** 2
 
 
-class Engagement:
-    """How continuously the voice has been talking lately, raised to the fitted power, over a
-    floor: `floor` (silent, or isolated words: a listener's small motion) .. 1 (flowing speech).
-    It scales every head and face motion."""
-
-    def __init__(self, fps: float, engage_s: float, power: float, floor: float) -> None:
-        self.follow = Follower(fps, engage_s, engage_s * ENGAGE_RELEASE)
-        self.power, self.floor = power, floor
-
-    def run(self, active: np.ndarray) -> np.ndarray:
-        e = np.power(np.clip(self.follow.run((active > 0.5).astype(np.float64)), 0.0, 1.0), self.power)
-        return self.floor + (1.0 - self.floor) * e
-
-
 class HeadMotion:
     """Yaw, pitch, roll in degrees, chunk by chunk (the caller scales them by the controls)."""
 
@@ -90,20 +76,16 @@ class HeadMotion:
         self.frame = 0
         self.target = {k: 0.0 for k in ANGLES}
         self.glide = {k: Follower(fps, TURN_S, TURN_S) for k in ANGLES}
-        self.phrases = Phrases(fps)
-        self.engagement = Engagement(fps, p["engage_s"], p["power"], p["floor"])
         self.nod_deg = p["nod_deg"]
         self.level = Follower(fps, 1.0 / fps, 1.0 / fps)  # the loudness, lightly smoothed, for onsets
         self.onsets = PeakPicker(NOD_RISE, max(1, int(NOD_GAP_S * fps)))
         self.nods = Pending()
         self.kernel = nod_kernel(fps)
         self.turn = float(side_rng.choice([-1.0, 1.0]))  # which way nods also turn the head a little
-        self.amplitude = np.zeros(0)  # the engagement of the last chunk's frames (other layers read it)
 
-    def run(self, active: np.ndarray, loudness: np.ndarray, next_loudness: float) -> dict[str, np.ndarray]:
-        n = len(active)
-        amp = self.amplitude = self.engagement.run(active)
-        starts, _ = self.phrases.run(active)
+    def run(self, rhythm: Rhythm, loudness: np.ndarray, next_loudness: float) -> dict[str, np.ndarray]:
+        n = len(loudness)
+        amp, starts = rhythm.engagement, rhythm.starts
         targets = np.empty((n, len(ANGLES)))
         for i in range(n):
             if starts[i]:  # a new phrase, a new direction: the more so, the longer the pause before it

@@ -267,6 +267,8 @@ def _proc_rss_mb(pid: int) -> float:
 
 
 def _status(base: str) -> dict[str, Any]:
+    """`GET /status` of the server being soaked: the one this bench started on 127.0.0.1, or the
+    one `--url` names (nothing is downloaded)."""
     import urllib.request
 
     with urllib.request.urlopen(f"{base}/status", timeout=10) as r:
