@@ -338,10 +338,13 @@ def test_two_sessions_are_isolated_and_a_third_is_refused(client: TestClient, pc
     alone_b = solo_frames(stored.avatar, silence, Controls())
     for got, want in ((frames_a, alone_a), (frames_b, alone_b)):
         assert len(got) == len(want)
-        # < 4 grey levels: two sessions carry different watermarks (~1.8 apart, stronger where the frame
-        # has texture), the wire adds JPEG (~1.4), and how the sound is cut into pushes moves the phone
-        # reading a little (the fitted generator's mouth follows the phones more)
-        assert max(np.abs(g[2].astype(int) - w.astype(int)).mean() for g, w in zip(got, want)) < 4
+        # Two sessions carry different watermarks (~1.8 grey levels apart, stronger where the frame has
+        # texture) and the wire adds JPEG (~1.4): 2.2 on silence. How the server's thread happens to cut
+        # the sound into pushes moves the phone reading a little, and the fitted mouth follows the
+        # phones, so a speaking frame may differ more (2.4-2.5 on average over runs, single frames up to
+        # ~4.1). Sessions that leaked into each other differ by more than 3 on average (asserted below).
+        diff = [np.abs(g[2].astype(int) - w.astype(int)).mean() for g, w in zip(got, want)]
+        assert np.mean(diff) < 3 and max(diff) < 6
     assert np.abs(frames_a[30][2].astype(int) - frames_b[20][2].astype(int)).mean() > 3
     assert wait_until(lambda: client.get("/status").json()["live_sessions"] == 0)
 
