@@ -303,7 +303,8 @@ def test_live_odd_length_chunks_are_carried_over(client: TestClient, pcm: bytes)
     assert not [t for t in texts if "error" in t]
     assert len(frames) == 13 and texts[-1]["seconds"] == 0.5  # 12.5 frames of sound (+ one sample)
     alone = solo_frames(client.app.state.facetalk.avatars.get("default").avatar, b"\x01\x02" + data, Controls())
-    assert max(np.abs(g[2].astype(int) - w.astype(int)).mean() for g, w in zip(frames, alone)) < 4  # see below
+    diff = [np.abs(g[2].astype(int) - w.astype(int)).mean() for g, w in zip(frames, alone)]
+    assert np.mean(diff) < 3 and max(diff) < 6  # see test_two_sessions_are_isolated_and_a_third_is_refused
 
 
 def test_live_unknown_avatar(client: TestClient) -> None:
