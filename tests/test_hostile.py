@@ -129,6 +129,14 @@ def test_symlink_to_no_regular_file_is_refused(kind: str, capsys, tmp_path: Path
 
 # -- 2. SIGTERM and SIGHUP mid-render ------------------------------------------------------------
 
+def _default_signals() -> None:
+    """In the child: SIGTERM and SIGHUP as a terminal leaves them. A test runner started under
+    nohup, or by a job runner that ignores SIGHUP, passes the ignoring on, and the CLI rightly keeps
+    an ignored SIGHUP ignored (as nohup asks)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
 def test_termination_signal_removes_the_partial_file(signum: int, tmp_path: Path, portrait_path: Path,
                                                      voice_path: Path) -> None:
@@ -137,7 +145,8 @@ def test_termination_signal_removes_the_partial_file(signum: int, tmp_path: Path
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen([sys.executable, "-m", "facetalk.cli", "generate", "-q", "--image", str(portrait_path),
                              "--audio", str(voice_path), "-o", str(out_dir / "clip.mp4")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=_default_signals)
     try:
         deadline = time.monotonic() + 120
         while not any(".partial-" in p.name for p in out_dir.iterdir()):
