@@ -10,7 +10,7 @@ STAMP := $(VENV)/.facetalk-installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[test,eval]"
+	$(PY) -m pip install -q -e ".[test,eval,pipecat,livekit]"
 	# MediaPipe 0.10.21 is the last release that ships its face models; its declared dependencies
 	# would add jax and the GUI OpenCV build, so it goes in alone (see ../shared/FACTS.md).
 	$(PY) -m pip install -q --no-deps "mediapipe==0.10.21"
