@@ -273,3 +273,42 @@ def _decoded_duration(path: Path) -> float:
             samples += frame.samples
             rate = frame.sample_rate or rate
     return samples / rate if rate else 0.0
+
+
+class PcmResampler:
+    """Mono PCM at one rate in, chunk by chunk, mono float32 at another out: for live sound that
+    arrives at the sender's rate (WebRTC's 48 kHz, a TTS's 24 kHz) and leaves at the session's.
+
+    The resampler keeps its filter state between chunks, so a stream cut anywhere resamples as
+    one piece; `flush` returns the few samples it still holds. Same rate in and out passes through.
+    """
+
+    def __init__(self, rate_in: int, rate_out: int = SAMPLE_RATE) -> None:
+        if rate_in <= 0 or rate_out <= 0:
+            raise FacetalkError(f"sample rates must be positive, got {rate_in} -> {rate_out}")
+        self.rate_in = rate_in
+        self.rate_out = rate_out
+        self._av = None if rate_in == rate_out else av.AudioResampler(
+            format="flt", layout="mono", rate=rate_out, options=dict(_RESAMPLER_OPTIONS))
+        self._pts = 0
+
+    def feed(self, pcm: np.ndarray) -> np.ndarray:
+        """int16 or float samples (1-D, or (n, 1)) -> float32 samples at `rate_out`."""
+        x = np.asarray(pcm).reshape(-1)
+        x = x.astype(np.float32) / 32768.0 if x.dtype == np.int16 else x.astype(np.float32)
+        if self._av is None or not len(x):
+            return x
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(x[None, :]), format="flt", layout="mono")
+        frame.sample_rate = self.rate_in
+        frame.pts = self._pts
+        frame.time_base = Fraction(1, self.rate_in)
+        self._pts += len(x)
+        return self._out(self._av.resample(frame))
+
+    def flush(self) -> np.ndarray:
+        return np.zeros(0, np.float32) if self._av is None else self._out(self._av.resample(None))
+
+    @staticmethod
+    def _out(frames: list[av.AudioFrame]) -> np.ndarray:
+        parts = [a[0] for a in _arrays(frames, "mono")]
+        return np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
