@@ -13,6 +13,16 @@ MB = 1 << 20
 
 
 @dataclass(frozen=True)
+class IceServer:
+    """A STUN or TURN server for WebRTC, as browsers' RTCIceServer: needed only where the server
+    and its clients cannot reach each other directly (NAT), e.g. Debian's coturn."""
+
+    urls: str  # "stun:host:3478" or "turn:host:3478?transport=udp"
+    username: str | None = None
+    credential: str | None = None
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     """Limits and behaviour of `facetalk serve`.
 
@@ -42,6 +52,11 @@ class ServerConfig:
         user's first frame does not pay for loading MediaPipe and the phone recogniser.
     workdir: where uploads, renders and recordings live while needed (default: a new temp folder,
         removed at shutdown).
+    webrtc_delay_s: a WebRTC session's frames and sound leave this long after the sound came in
+        (stream.webrtc): time for the frame of lookahead, the render and jitter, so lips and sound
+        leave together; a frame later than that goes as soon as it is made.
+    ice_servers: STUN/TURN servers for WebRTC, used by the server and offered to the page; none is
+        needed on one machine or a LAN, a TURN server behind NAT.
     """
 
     size: int = 512
@@ -65,6 +80,8 @@ class ServerConfig:
     min_upload_rate: float = 1024.0
     warm: bool = True
     workdir: Path | None = None
+    webrtc_delay_s: float = 0.12
+    ice_servers: tuple[IceServer, ...] = ()
 
     def __post_init__(self) -> None:
         if self.max_sessions is not None and self.max_sessions < 1:
@@ -76,6 +93,6 @@ class ServerConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("max_photo_bytes", "max_audio_bytes", "max_render_seconds", "max_live_seconds",
                      "idle_timeout_s", "recording_ttl_s", "header_timeout_s", "body_timeout_s",
-                     "min_upload_rate", "frame_deadline_s", "max_lag_s"):
+                     "min_upload_rate", "frame_deadline_s", "max_lag_s", "webrtc_delay_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")

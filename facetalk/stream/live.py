@@ -453,22 +453,24 @@ class LiveStream:
                 log.info("live session: %s", notice["degraded"]["reason"])
                 await ws.send_json(notice)
         if self.recorder is not None:  # queued behind nothing but this; the next push waits for it
-            self._worker.submit(self._record, self.recorder, pcm, frames)
+            self._worker.submit(record_frames, self.recorder, pcm, frames)
 
-    @staticmethod
-    def _record(recorder: Recorder, pcm: np.ndarray | None, frames: list[LiveFrame]) -> None:
-        """Runs in the worker, where nobody awaits it: a failure drops the recording, not the stream."""
-        try:
-            if pcm is not None:
-                recorder.add_audio(pcm)
-            for frame in frames:
-                recorder.add_frame(frame.image, frame.index)
-        except Exception:
-            log.exception("recording a live session failed; it goes on without a recording")
-            recorder.abort()
 
     async def _in_worker(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
+
+
+def record_frames(recorder: Recorder, pcm: np.ndarray | None, frames: list[LiveFrame]) -> None:
+    """Add a push's sound and frames to a live recording. Runs in a session's worker, where nobody
+    awaits it: a failure drops the recording, not the stream."""
+    try:
+        if pcm is not None:
+            recorder.add_audio(pcm)
+        for frame in frames:
+            recorder.add_frame(frame.image, frame.index)
+    except Exception:
+        log.exception("recording a live session failed; it goes on without a recording")
+        recorder.abort()
 
 
 async def _refuse(ws: WebSocket, message: str, code: int) -> None:

@@ -4,6 +4,7 @@
     GET  /avatars/{id}/preview.jpg     the analysed crop
     POST /avatars/{id}/generate        audio upload + controls -> MP4
     WS   /avatars/{id}/live            PCM in, frames out (protocol: stream.protocol)
+    POST /avatars/{id}/webrtc          SDP offer in, answer out: sound up, face and sound down (stream.webrtc)
     GET  /recordings/{id}.mp4          a finished live session, once
     GET  /status                       live sessions, cached avatars, recordings
     GET  /                             the page; OpenAPI docs at /docs
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 import os
 import re
@@ -54,6 +56,7 @@ from facetalk.stream.live import Admission, LiveContext, serve_live
 from facetalk.stream.protocol import ProtocolError, clip, image_kind, jpeg, loads_bounded, updated_controls
 from facetalk.stream.recording import RecordingStore
 from facetalk.stream.timeouts import BodyTimeout, head_guarded
+from facetalk.stream.webrtc import Busy, WebRTCHub, parse_offer
 
 log = logging.getLogger("facetalk.serve")
 
@@ -61,6 +64,7 @@ STATIC = Path(__file__).with_name("static")
 SWEEP_EVERY_S = 30.0  # how often expired recordings are deleted
 WARM_SILENCE_S = 0.4  # pushed through a throw-away session at start-up
 PREVIEW_QUALITY = 90
+MAX_OFFER_BYTES = 128 * 1024  # a browser's offer is ~5 KB
 
 
 @dataclass
@@ -71,6 +75,7 @@ class ServerState:
     workdir: Path
     avatars: AvatarStore
     live: LiveContext
+    webrtc: WebRTCHub
     rig_lock: threading.Lock  # one photo analysis at a time: MediaPipe's graphs and log muting are global
     renders: asyncio.Semaphore
 
@@ -90,6 +95,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
             yield
         finally:
             sweeper.cancel()
+            await state.webrtc.close_all()
             if config.workdir is None:
                 shutil.rmtree(state.workdir, ignore_errors=True)
 
@@ -137,11 +143,11 @@ def _routes(app: FastAPI) -> None:
             if len(data) > state.config.max_photo_bytes:
                 raise HTTPException(413, too_large("photo", state.config.max_photo_bytes))
             stored = await run_in_threadpool(_analyse_upload, state, data, _display_name(photo.filename, "photo"))
-        return _avatar_json(stored)
+        return _avatar_json(stored, state.config)
 
     @app.get("/avatars/{avatar_id}", summary="An avatar's description")
     async def get_avatar(request: Request, avatar_id: str) -> dict[str, Any]:
-        return _avatar_json(await _stored(request.app, avatar_id))
+        return _avatar_json(await _stored(request.app, avatar_id), _state(request.app).config)
 
     @app.get("/avatars/{avatar_id}/preview.jpg", summary="The analysed crop, before any motion",
              response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
@@ -175,6 +181,29 @@ def _routes(app: FastAPI) -> None:
     async def live(websocket: WebSocket, avatar_id: str) -> None:
         await serve_live(websocket, await _lookup(websocket.app, avatar_id), _state(websocket.app).live)
 
+    @app.post("/avatars/{avatar_id}/webrtc", summary="Start a live session over WebRTC: SDP offer in, answer out",
+              responses={400: {"description": "the offer cannot be answered"}, 503: {"description": "busy"}})
+    async def webrtc(request: Request, avatar_id: str) -> dict[str, Any]:
+        """Post `{"sdp", "type": "offer", "controls"?}` from RTCPeerConnection.createOffer(); the offer
+        must receive video and may send an audio track (the voice) and open a data channel (controls,
+        in the WebSocket protocol's JSON messages). The answer comes back as `{"sdp", "type"}`."""
+        state = _state(request.app)
+        try:
+            offer = parse_offer(json.loads(await request.body()))
+        except ProtocolError as exc:
+            raise HTTPException(422, str(exc)) from None
+        except (ValueError, RecursionError):
+            raise HTTPException(400, 'the offer must be a JSON object {"sdp": ..., "type": "offer"}') from None
+        stored = await _stored(request.app, avatar_id)
+        try:
+            peer = await state.webrtc.answer(stored, offer)
+        except Busy as exc:
+            raise HTTPException(503, str(exc)) from None
+        except ProtocolError as exc:
+            raise HTTPException(400, str(exc)) from None
+        answer = peer.pc.localDescription
+        return {"sdp": answer.sdp, "type": answer.type}
+
     @app.get("/recordings/{recording_id}.mp4", summary="A finished live session's MP4; deleted once sent",
              response_class=FileResponse, responses={200: {"content": {"video/mp4": {}}}})
     async def recording(request: Request, recording_id: str) -> FileResponse:
@@ -192,9 +221,10 @@ def _start(config: ServerConfig) -> ServerState:
     workdir.mkdir(parents=True, exist_ok=True)
     recordings = RecordingStore(workdir / "recordings", config.max_recordings, config.recording_ttl_s)
     avatars = AvatarStore(config.max_avatars)
-    state = ServerState(config, workdir, avatars, None, threading.Lock(),  # type: ignore[arg-type]
+    state = ServerState(config, workdir, avatars, None, None, threading.Lock(),  # type: ignore[arg-type]
                         asyncio.Semaphore(config.max_renders))
     state.live = LiveContext(config, Admission(config.max_sessions, lambda: _measure(state)), recordings)
+    state.webrtc = WebRTCHub(state.live)
     return state
 
 
@@ -264,11 +294,12 @@ def _crop_only(avatar: Avatar) -> Avatar:
     return dataclasses.replace(avatar, photo=avatar.rig.image)
 
 
-def _avatar_json(stored: StoredAvatar) -> dict[str, Any]:
+def _avatar_json(stored: StoredAvatar, config: ServerConfig) -> dict[str, Any]:
     base = f"/avatars/{stored.id}"
     return {"id": stored.id, "size": stored.avatar.rig.size, "faces": stored.avatar.rig.n_faces,
             "notes": list(stored.notes), "preview": f"{base}/preview.jpg", "generate": f"{base}/generate",
-            "live": f"{base}/live"}
+            "live": f"{base}/live", "webrtc": f"{base}/webrtc",
+            "ice_servers": [{k: v for k, v in dataclasses.asdict(s).items() if v is not None} for s in config.ice_servers]}
 
 
 # -- renders ---------------------------------------------------------------------------------------
@@ -355,6 +386,8 @@ def _body_limit(config: ServerConfig, scope: dict[str, Any]) -> tuple[int, str] 
         return config.max_photo_bytes, "photo"
     if path.startswith("/avatars/") and path.endswith("/generate"):
         return config.max_audio_bytes, "audio file"
+    if path.startswith("/avatars/") and path.endswith("/webrtc"):
+        return MAX_OFFER_BYTES, "offer"
     return None
 
 
