@@ -359,3 +359,82 @@ def soak(seconds: float = 180.0, clients: int | None = None, extra: int = 1, max
         result["worst_p95_ms"] = max(p95)
         result["meets_target"] = bool(max(p95) <= SOAK_LATENCY_TARGET_MS)
     return result
+
+
+# --- `facetalk bench --live --webrtc`: the WebRTC path on loopback, and beside the WebSocket one ---
+#
+# Clients are stream.webrtc_client's aiortc peers sending the built-in voice as their audio track in
+# real time, as a browser's microphone would. What they measure is taken on the wire (each RTP
+# packet's arrival, before aiortc's own jitter buffers), as a browser receives it:
+# - bitrate: the video's RTP payload per second;
+# - PSNR: each decoded frame against the frame the server rendered (the quality run's server is in
+#   this process, and a hook of stream.webrtc keeps the rendered frames);
+# - latency: a frame's arrival minus the moment the client sent the sound that completes it (the
+#   server says on the data channel where the client's sound starts on the session's timeline);
+# - lips vs sound: a frame's arrival minus the arrival of the sound packet of the same session time
+#   (positive: the picture comes later).
+# The side-by-side run starts `facetalk serve` in its own process and, for n = 1, 2, ..., runs n
+# real-time WebSocket clients, then n WebRTC clients, each for `seconds`: a transport sustains n
+# sessions while every client's p95 latency is within the target and it gets >= 90 % of its frames.
+
+RTC_LATENCY_TARGET_MS = 150.0
+RTC_SYNC_TARGET_MS = 40.0
+RTC_PSNR_TARGET_DB = 36.0
+RTC_BITRATE_TARGET_MBPS = 1.5
+MIN_FRAME_SHARE = 0.9
+
+
+def _voice48(seconds: float) -> np.ndarray:
+    from facetalk.media.audio import PcmResampler
+
+    return PcmResampler(SAMPLE_RATE, 48000).feed(_speech(seconds))
+
+
+def rtc_measures(received: Any, sent: list[float], fps: float = FPS,
+                 rendered: dict[int, np.ndarray] | None = None) -> dict[str, Any]:
+    """Bitrate, latency, lips-vs-sound offset (and PSNR given the rendered frames) of one client run."""
+    video: dict[int, list[float]] = {}
+    audio: dict[int, float] = {}
+    v0 = a0 = None
+    for kind, ts, when, size in received.wire:
+        if kind == "video":
+            v0 = ts if v0 is None else v0
+            entry = video.setdefault((ts - v0) % 2**32, [when, 0])
+            entry[0] = max(entry[0], when)
+            entry[1] += size
+        else:
+            a0 = ts if a0 is None else a0
+            audio.setdefault((ts - a0) % 2**32, when)
+    out: dict[str, Any] = {"frames_received": len(video)}
+    if len(video) > 1:
+        arrivals = sorted(w for w, _ in video.values())
+        out["bitrate_mbps"] = round(sum(b for _, b in video.values()) * 8 / (arrivals[-1] - arrivals[0]) / 1e6, 3)
+    offsets = [1000 * (w - audio[round(ts / 90000 / 0.02) * 960]) for ts, (w, _) in video.items()
+               if round(ts / 90000 / 0.02) * 960 in audio]
+    if offsets:
+        out.update(lips_minus_sound_ms_median=round(float(np.median(offsets)), 1),
+                   lips_minus_sound_ms_p5=round(float(np.percentile(offsets, 5)), 1),
+                   lips_minus_sound_ms_p95=round(float(np.percentile(offsets, 95)), 1))
+    sound = received.first("sound")
+    if sound is not None and sent:
+        at, start = sound["sound"]["at"], sound["sound"]["input"]
+        lat = []
+        for ts, (w, _) in video.items():
+            x = ts / 90000 + 1 / fps - at + start  # the client's time of the end of this frame's sound
+            k = int(np.ceil(x / 0.02 - 1e-6)) - 1
+            if 0 <= k < len(sent):
+                lat.append(1000 * (w - sent[k]))
+        if lat:
+            out.update(latency_p50_ms=round(float(np.percentile(lat, 50)), 1),
+                       latency_p95_ms=round(float(np.percentile(lat, 95)), 1), latency_frames=len(lat))
+    if rendered:
+        psnr = []
+        for pts, _, image in received.frames:
+            original = rendered.get(round(pts * fps / 90000))
+            if original is not None and image.shape == original.shape:
+                mse = np.mean((image.astype(np.float32) - original.astype(np.float32)) ** 2)
+                psnr.append(99.0 if mse == 0 else 10 * np.log10(255.0**2 / mse))
+        if psnr:
+            out.update(psnr_db_mean=round(float(np.mean(psnr)), 2), psnr_db_min=round(float(np.min(psnr)), 2),
+                       psnr_frames=len(psnr))
+    return out

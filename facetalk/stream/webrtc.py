@@ -72,6 +72,7 @@ MAX_EARLY_MESSAGES = 64  # server messages held until the data channel opens
 MAX_SDP_CHARS = 64 * 1024
 CONNECT_TIMEOUT_S = 30.0  # an answered offer that does not connect within this frees its slot
 END_GRACE_S = 10.0  # after the end message, the client's own close is awaited this long
+SKIP_LATE_S = 0.1
 STATS_EVERY_S = 1.0  # the server's latency is sent on the data channel this often
 LATENCY_WINDOW_S = 2.0
 
@@ -210,7 +211,9 @@ class _Outgoing:
 
 class AvatarTrack(MediaStreamTrack):
     """The rendered frames, each released on the MediaClock at its session time (90 kHz pts from
-    it); a frame already overtaken by a newer one that is due is skipped, so the picture stays live."""
+    it). A frame that is late goes as soon as it is made (the browser's jitter buffer absorbs a
+    little); one overtaken by a newer frame already SKIP_LATE_S late is skipped, so a picture that
+    fell behind (a stall) catches up at once."""
 
     kind = "video"
 
@@ -245,7 +248,7 @@ class AvatarTrack(MediaStreamTrack):
             self._more.clear()
             await self._more.wait()
         item = self._queue.popleft()
-        while self._queue and self._clock.due(self._queue[0].time) <= time.monotonic():
+        while self._queue and self._clock.due(self._queue[0].time) + SKIP_LATE_S <= time.monotonic():
             item = self._queue.popleft()
             self.skipped += 1
         wait = self._clock.due(item.time) - time.monotonic()
@@ -260,7 +263,7 @@ class AvatarTrack(MediaStreamTrack):
 
 # -- one peer connection ------------------------------------------------------------------------------
 
-FrameTap = Callable[[LiveFrame], None]  # sees every frame rendered (in the worker): for the bench
+FrameTap = Callable[["PeerSession", LiveFrame], None]  # sees every frame rendered (in the worker): the bench
 
 
 class PeerSession:
@@ -320,6 +323,12 @@ class PeerSession:
         worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facetalk-rtc")
         peer: PeerSession | None = None
         try:
+            session = await asyncio.get_running_loop().run_in_executor(
+                worker, lambda: stored.avatar.stream(offer.controls, fps=config.fps))
+            peer = PeerSession(pc, session, worker, ctx, shedder, offer.controls, on_closed, tap)
+            pc.on("track", peer._on_track)  # before the offer is read: aiortc announces its tracks then
+            pc.on("datachannel", peer._on_channel)
+            pc.on("connectionstatechange", peer._on_state)
             try:
                 await pc.setRemoteDescription(offer.description)
             except Exception as exc:  # aiortc raises ValueError, KeyError, ... on SDP it cannot use
@@ -329,12 +338,6 @@ class PeerSession:
             if "video" not in kinds:
                 raise ProtocolError("the offer must receive video: add a video transceiver "
                                     "(pc.addTransceiver('video', {direction: 'recvonly'})) before createOffer")
-            session = await asyncio.get_running_loop().run_in_executor(
-                worker, lambda: stored.avatar.stream(offer.controls, fps=config.fps))
-            peer = PeerSession(pc, session, worker, ctx, shedder, offer.controls, on_closed, tap)
-            pc.on("track", peer._on_track)
-            pc.on("datachannel", peer._on_channel)
-            pc.on("connectionstatechange", peer._on_state)
             for transceiver in pc.getTransceivers():
                 if transceiver.kind == "video":
                     transceiver.setCodecPreferences(_vp8_first())
@@ -397,6 +400,9 @@ class PeerSession:
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         if track.kind == "audio":
+            for transceiver in self.pc.getTransceivers():
+                if transceiver.receiver.track is track:
+                    _no_prefetch(transceiver.receiver)
             self._spawn(self._read_sound(track))
 
     async def _read_sound(self, track: MediaStreamTrack) -> None:
@@ -527,7 +533,7 @@ class PeerSession:
 
     def _outgoing(self, frame: LiveFrame, due: float) -> _Outgoing:
         if self._tap is not None:
-            self._tap(frame)
+            self._tap(self, frame)
         image, size = frame.image, self.shedder.current_size
         if size != image.shape[0]:
             image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
@@ -648,11 +654,12 @@ class WebRTCHub:
     """The server's WebRTC sessions: answers offers (admitted as live sessions are), closes them all
     at shutdown."""
 
-    def __init__(self, ctx: LiveContext) -> None:
+    def __init__(self, ctx: LiveContext, tap: FrameTap | None = None) -> None:
         self.ctx = ctx
+        self.tap = tap  # a measuring hook (bench): sees every frame each session renders
         self.peers: set[PeerSession] = set()
 
-    async def answer(self, stored: StoredAvatar, offer: Offer, tap: FrameTap | None = None) -> PeerSession:
+    async def answer(self, stored: StoredAvatar, offer: Offer) -> PeerSession:
         """A new PeerSession answering `offer`; Busy when the server takes no more sessions,
         ProtocolError when the offer cannot be answered."""
         config = self.ctx.config
@@ -661,7 +668,7 @@ class WebRTCHub:
         if refusal is not None:
             raise Busy(refusal)
         try:
-            peer = await PeerSession.open(stored, offer, self.ctx, shedder, self.peers.discard, tap)
+            peer = await PeerSession.open(stored, offer, self.ctx, shedder, self.peers.discard, self.tap)
         except BaseException:
             self.ctx.admission.release(shedder)
             raise
@@ -670,6 +677,16 @@ class WebRTCHub:
 
     async def close_all(self) -> None:
         await asyncio.gather(*(peer.close() for peer in list(self.peers)), return_exceptions=True)
+
+
+def _no_prefetch(receiver: Any) -> None:
+    """Let aiortc hand on each sound packet as soon as it is complete. Its audio jitter buffer holds
+    4 packets (80 ms) first, for a player's sake; the session needs no evenly paced sound, and those
+    80 ms would be added to every frame's latency. (A private attribute of aiortc 1.x: where it is
+    missing, the default stays and only the latency suffers; tests/test_webrtc.py checks it is there.)"""
+    buffer = getattr(receiver, "_RTCRtpReceiver__jitter_buffer", None)
+    if buffer is not None and hasattr(buffer, "_prefetch"):
+        buffer._prefetch = 0
 
 
 def _vp8_first() -> list[Any]:
