@@ -100,6 +100,8 @@ def parse_offer(body: object) -> Offer:
         raise ProtocolError(f'type must be "offer", got {clip(json.dumps(kind), quote=False)}')
     if not isinstance(sdp, str) or not sdp.strip():
         raise ProtocolError("sdp must be the offer's SDP text (RTCPeerConnection.createOffer().sdp)")
+    if not sdp.lstrip().startswith("v=0"):
+        raise ProtocolError(f"sdp must be SDP text starting with v=0, got {clip(sdp)}")
     if len(sdp) > MAX_SDP_CHARS:
         raise ProtocolError(f"sdp must be at most {MAX_SDP_CHARS} characters, got {len(sdp)}")
     controls = updated_controls(Controls(), body["controls"]) if body.get("controls") is not None else Controls()
@@ -331,9 +333,8 @@ class PeerSession:
             pc.on("connectionstatechange", peer._on_state)
             try:
                 await pc.setRemoteDescription(offer.description)
-            except Exception as exc:  # aiortc raises ValueError, KeyError, ... on SDP it cannot use
-                reason = " ".join(str(exc).split()) or type(exc).__name__
-                raise ProtocolError(f"the offer is not SDP this server can answer ({clip(reason, 80, False)})") from None
+            except Exception as exc:  # aiortc raises ValueError, AssertionError, ... on SDP it cannot use
+                raise ProtocolError(f"the offer is not SDP this server can answer ({clip(_reason(exc), 80, False)})") from None
             kinds = {t.kind for t in pc.getTransceivers()}
             if "video" not in kinds:
                 raise ProtocolError("the offer must receive video: add a video transceiver "
@@ -344,7 +345,10 @@ class PeerSession:
             pc.addTrack(peer.video)
             if "audio" in kinds:
                 pc.addTrack(peer.audio)
-            await pc.setLocalDescription(await pc.createAnswer())
+            try:
+                await pc.setLocalDescription(await pc.createAnswer())
+            except Exception as exc:  # an offer aiortc read but cannot answer (no common codec, ...)
+                raise ProtocolError(f"the offer cannot be answered ({clip(_reason(exc), 80, False)})") from None
             peer._spawn(peer._connect_timeout())
             peer._spawn(peer._serve_channel())
             return peer
@@ -677,6 +681,10 @@ class WebRTCHub:
 
     async def close_all(self) -> None:
         await asyncio.gather(*(peer.close() for peer in list(self.peers)), return_exceptions=True)
+
+
+def _reason(exc: Exception) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _no_prefetch(receiver: Any) -> None:

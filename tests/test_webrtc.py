@@ -1,0 +1,272 @@
+"""`POST /avatars/{id}/webrtc` end to end with an aiortc client on loopback (no browser).
+
+A uvicorn server runs in a thread (its own event loop, as in production); the client
+(stream.webrtc_client) sends the shipped voice as its audio track in real time, opens the control
+data channel and keeps what comes back. The server never sheds frames here (its deadline is
+generous), so frames can be counted; two live sessions at most, so the refusal can be reached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facetalk.media.audio import PcmResampler
+from facetalk.safety.detect import detect
+from facetalk.safety.verify import verify
+from facetalk.stream.config import ServerConfig
+from facetalk.stream.protocol import ProtocolError
+from facetalk.stream.server import create_app
+from facetalk.stream.webrtc import MediaClock, SpeechBuffer, parse_offer
+from facetalk.stream.webrtc_client import WebRTCClient, post_json
+
+FPS = 25
+MAX_SESSIONS = 2
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, object]]:
+    uvicorn = pytest.importorskip("uvicorn")
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    app = create_app(ServerConfig(max_sessions=MAX_SESSIONS, workdir=tmp_path_factory.mktemp("serve"),
+                                  frame_deadline_s=60, max_lag_s=60))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "the test server did not start"
+    yield f"http://127.0.0.1:{port}", app
+    server.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
+
+
+@pytest.fixture(scope="module")
+def voice48(voice: np.ndarray) -> np.ndarray:
+    """2.5 s of the shipped voice at WebRTC's 48 kHz."""
+    return PcmResampler(16000, 48000).feed(np.asarray(voice[: int(2.5 * 16000)], np.float32))
+
+
+def status(base: str) -> dict:
+    with urllib.request.urlopen(base + "/status", timeout=10) as r:
+        return json.loads(r.read())
+
+
+def post(base: str, path: str, body: bytes) -> tuple[int, dict]:
+    request = urllib.request.Request(base + path, body, {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def updates(received) -> list[dict]:
+    """The server's answers to accepted control updates (the start message carries controls too)."""
+    return [m["controls"] for m in received.messages if "controls" in m and "fps" not in m]
+
+
+def wait_until(predicate, timeout_s: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
+
+
+# -- the pieces, without a network ---------------------------------------------------------------
+
+def test_parse_offer_checks_its_fields() -> None:
+    offer = parse_offer({"sdp": "v=0\r\n", "type": "offer", "controls": {"emotion": "happy"}})
+    assert offer.description.type == "offer" and offer.controls.emotion == "happy"
+    for body, words in [([], "JSON object"), ({"sdp": "v=0", "type": "answer"}, 'type must be "offer"'),
+                        ({"type": "offer"}, "sdp must be"), ({"sdp": "hi", "type": "offer"}, "v=0"), ({"sdp": "v=0", "type": "offer", "x": 1}, "unknown field"),
+                        ({"sdp": "v=0", "type": "offer", "controls": {"distance": 9}}, "distance")]:
+        with pytest.raises(ProtocolError, match=words):
+            parse_offer(body)
+
+
+def test_speech_buffer_reads_in_order_and_ends() -> None:
+    async def run() -> list:
+        buffer = SpeechBuffer()
+        buffer.append(np.full(1500, 0.5, np.float32))
+        first = await buffer.read(0, 960)
+        reader = asyncio.ensure_future(buffer.read(960, 960))
+        await asyncio.sleep(0.01)
+        assert not reader.done()  # waits for sound not there yet
+        buffer.append(np.zeros(1000, np.float32))
+        second = await reader
+        buffer.close()
+        return [first, second, await buffer.read(1920, 960), await buffer.read(2880, 960)]
+
+    first, second, last, after = asyncio.run(run())
+    assert (first == 16384).all() and (second[:540] == 16384).all() and (second[540:] == 0).all()
+    assert len(last) == 960 and after is None  # the tail is padded; past the end: nothing
+
+
+def test_media_clock_releases_both_tracks_from_one_time() -> None:
+    async def run() -> MediaClock:
+        clock = MediaClock(0.12)
+        clock.begin(100.0)
+        clock.begin(200.0)  # the first start stays
+        return clock
+
+    clock = asyncio.run(run())
+    assert clock.due(0.0) == pytest.approx(100.12) and clock.due(1.0) == pytest.approx(101.12)
+
+
+# -- end to end ------------------------------------------------------------------------------------
+
+def test_voice_in_face_and_sound_out_with_a_recording(server, voice48: np.ndarray, tmp_path: Path) -> None:
+    base, app = server
+    seconds = len(voice48) / 48000
+
+    async def run() -> tuple[WebRTCClient, dict, list[int]]:
+        client = WebRTCClient(base, voice=voice48)
+        await client.connect()
+        prefetch = [t.receiver._RTCRtpReceiver__jitter_buffer._prefetch  # see webrtc._no_prefetch
+                    for peer in app.state.facetalk.webrtc.peers for t in peer.pc.getTransceivers()
+                    if t.kind == "audio"]
+        while not client.voice.done:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+        end = await client.end()
+        await asyncio.sleep(0.3)  # the last frames are released after the end message
+        await client.close()
+        return client, end, prefetch
+
+    client, end, prefetch = asyncio.run(run())
+    assert prefetch == [0]
+    received = client.received
+    start = received.messages[0]
+    assert start["fps"] == FPS and start["size"] == 512 and start["controls"]["emotion"] == "neutral"
+    assert received.first("sound") is not None  # where the client's sound starts on the session's clock
+    # the session runs at real time from the connection: the voice plus the silence around it
+    assert end["seconds"] >= seconds and abs(end["frames"] - end["seconds"] * FPS) <= 2
+    assert end["dropped"] == 0 and len(received.frames) >= end["frames"] - end["skipped"] - 3
+    pts = [p for p, _, _ in received.frames]
+    assert pts == sorted(pts) and pts[0] == 0
+    assert all(p % 3600 == 0 for p in pts)  # frame i at i/25 s on the 90 kHz clock
+    images = [img for _, _, img in received.frames]
+    assert all(img.shape == (512, 512, 3) for img in images)
+    assert min(float(img.std()) for img in images) > 20  # a face, not a blank screen
+    assert np.abs(images[20].astype(int) - images[50].astype(int)).mean() > 1  # it moves
+    assert detect(images[::2]).found  # the watermark survives VP8
+
+    # the sound comes back: 20 ms frames over the session, the voice loud where it was spoken
+    audio = np.concatenate([a for _, _, a in received.audio]).astype(np.float32) / 32768
+    assert len(audio) / 48000 == pytest.approx(end["seconds"], abs=0.3)
+    at = received.first("sound")["sound"]["at"]
+    spoken = audio[int(at * 48000):int((at + seconds) * 48000)]
+    assert np.sqrt(np.mean(spoken**2)) > 0.02
+    assert np.sqrt(np.mean(audio[: int(at * 48000)] ** 2)) < 0.005  # silence before the voice came
+
+    with urllib.request.urlopen(base + end["recording"], timeout=30) as r:
+        (tmp_path / "rec.mp4").write_bytes(r.read())
+    verdict = verify(tmp_path / "rec.mp4")
+    assert verdict.detection.found and verdict.provenance.is_facetalk
+    assert wait_until(lambda: status(base)["live_sessions"] == 0)
+
+
+def test_controls_on_the_data_channel_change_the_face(server) -> None:
+    """Silence only (a muted microphone): the face listens, nearly still, until the distance changes."""
+    base, _ = server
+
+    async def run() -> tuple[WebRTCClient, float]:
+        client = WebRTCClient(base, voice=np.zeros(0, np.float32))
+        await client.connect()
+        await client.wait_for(lambda r: len(r.frames) >= 30)
+        client.send({"controls": {"distance": 7}})  # refused: the session goes on
+        client.send({"hello": 1})
+        client.send({"controls": {"distance": 1.6}})
+        await client.wait_for(lambda r: bool(updates(r)))
+        changed_at = len(client.received.frames)
+        await client.wait_for(lambda r: len(r.frames) >= changed_at + 20)
+        await client.end()
+        await client.close()
+        return client, changed_at
+
+    client, changed_at = asyncio.run(run())
+    errors = [m["error"] for m in client.received.messages if "error" in m]
+    assert errors[0] == "distance must be within 0.5..2, got 7.0" and "controls" in errors[1]
+    assert updates(client.received)[0]["distance"] == 1.6
+    frames = [img.astype(np.float32) for _, _, img in client.received.frames]
+    still = np.abs(frames[changed_at - 8] - frames[changed_at - 2]).mean()
+    moved = np.abs(frames[changed_at - 2] - frames[changed_at + 15]).mean()
+    assert moved > 3 * still and moved > 4, (still, moved)
+
+
+def test_bad_offers_get_one_line_and_the_server_stays_up(server) -> None:
+    base, _ = server
+    path = "/avatars/default/webrtc"
+    cases = [(b"{not json", 400, "JSON object"), (b'{"sdp": "hello", "type": "offer"}', 422, "v=0"),
+             (b'{"sdp": "v=0\\r\\nm=video x y\\r\\n", "type": "offer"}', 400, "not SDP"),
+             (b'{"sdp": "v=0\\r\\nm=video 9 UDP/TLS/RTP/SAVPF 96\\r\\n", "type": "offer"}', 400, "ICE"),
+             (b'{"sdp": "v=0", "type": "pranswer"}', 422, 'type must be "offer"'),
+             (json.dumps({"sdp": "v=0", "type": "offer", "controls": {"emotion": 3}}).encode(), 422, "emotion")]
+    for body, code, words in cases:
+        got, answer = post(base, path, body)
+        assert got == code and words in answer["detail"] and "\n" not in answer["detail"], (body, answer)
+    got, answer = post(base, "/avatars/nobody/webrtc", b'{"sdp": "v=0", "type": "offer"}')
+    assert got == 404 and "no avatar" in answer["detail"]
+
+    async def audio_only() -> tuple[int, dict]:
+        from aiortc import RTCPeerConnection
+
+        pc = RTCPeerConnection()
+        pc.addTransceiver("audio")
+        await pc.setLocalDescription(await pc.createOffer())
+        try:
+            return await asyncio.to_thread(post, base, path, json.dumps(
+                {"sdp": pc.localDescription.sdp, "type": "offer"}).encode())
+        finally:
+            await pc.close()
+
+    got, answer = asyncio.run(audio_only())
+    assert got == 400 and "must receive video" in answer["detail"]
+    assert status(base)["live_sessions"] == 0  # the refused offers hold no slot
+
+
+def test_sessions_are_admitted_as_live_ones_and_closing_frees_the_slot(server) -> None:
+    base, _ = server
+
+    async def run() -> tuple[str, int]:
+        clients = [WebRTCClient(base) for _ in range(MAX_SESSIONS)]
+        for c in clients:
+            await c.connect()
+        extra = WebRTCClient(base)
+        try:
+            await extra.connect()
+            refusal = ""
+        except urllib.error.HTTPError as exc:
+            refusal = f"{exc.code} {json.loads(exc.read())['detail']}"
+        await extra.close()
+        running = status(base)["live_sessions"]
+        await clients[0].close()  # leaves without ending: its slot is freed, its recording dropped
+        freed = await asyncio.to_thread(wait_until, lambda: status(base)["live_sessions"] == MAX_SESSIONS - 1)
+        assert freed, status(base)
+        again = WebRTCClient(base)
+        await again.connect()
+        for c in clients[1:] + [again]:
+            await c.close()
+        return refusal, running
+
+    refusal, running = asyncio.run(run())
+    assert running == MAX_SESSIONS
+    assert refusal.startswith("503 the server is busy"), refusal
+    assert wait_until(lambda: status(base)["live_sessions"] == 0)
