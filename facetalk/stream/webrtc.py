@@ -433,12 +433,11 @@ class PeerSession:
 
     async def _drive(self) -> None:
         try:
-            while not self._end_requested:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._arrived.wait(), TICK_S)
+            while not (self._end_requested and not self._pending):  # sound received before the end is pushed
+                if not self._end_requested:
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self._arrived.wait(), TICK_S)
                 self._arrived.clear()
-                if self._end_requested:
-                    break
                 now = time.monotonic()
                 if self._pending:
                     if not self._in_sound:
@@ -456,7 +455,7 @@ class PeerSession:
                     self._last_sound = now
                     if await self._push(parts, arrivals, 0):
                         break
-                elif now - self._last_sound >= SILENCE_AFTER_S:
+                elif now - self._last_sound >= SILENCE_AFTER_S and not self._end_requested:
                     self._in_sound = False
                     behind = int(self.clock.elapsed(now) * SAMPLE_RATE) - self.session.samples
                     if behind >= MIN_SILENCE and await self._push([], [now], behind):
