@@ -1,8 +1,10 @@
 """The live page end to end in real headless Chromium (Debian's, driven by Playwright).
 
 A uvicorn server runs in a thread; Chromium's fake microphone plays the shipped voice. The page
-must pick a photo, stream the microphone or an audio file, draw frames as they come, show fps and
-latency, offer the recording, and show server errors in words. Screenshots go to the test's tmp
+must pick a photo, stream the microphone or an audio file, show frames as they come, show fps and
+latency, offer the recording, and show server errors in words: over WebRTC (the default: the face
+and its voice come back as one media stream, controls go on a data channel) and over the WebSocket
+(`?transport=ws`). Screenshots go to the test's tmp
 folder (printed with -s). Skips, saying why, where /usr/bin/chromium is missing or cannot start
 (`make setup` installs it where apt can be used).
 """
@@ -13,12 +15,14 @@ import re
 import socket
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from facetalk.safety.verify import verify
 from facetalk.stream.config import ServerConfig
 from facetalk.stream.server import create_app
 
@@ -70,16 +74,27 @@ def browser(voice_path: Path):
     driver.stop()
 
 
-@pytest.fixture
-def page(browser, server_url: str):
+def open_page(browser, url: str) -> Iterator:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     problems: list[str] = []
     page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-    page.goto(server_url + "/")
+    page.goto(url)
     yield page
     context.close()
     assert not problems, problems
+
+
+@pytest.fixture
+def page(browser, server_url: str):
+    """The page as it opens: over WebRTC."""
+    yield from open_page(browser, server_url + "/")
+
+
+@pytest.fixture
+def ws_page(browser, server_url: str):
+    """The page over the WebSocket."""
+    yield from open_page(browser, server_url + "/?transport=ws")
 
 
 def text(page, selector: str) -> str:
@@ -101,7 +116,8 @@ def set_control(page, element_id: str, value: str) -> None:
                   "e.dispatchEvent(new Event('input')); }", [element_id, value])
 
 
-def test_microphone_stream_shows_frames_latency_and_offers_the_recording(page, tmp_path: Path) -> None:
+def test_microphone_stream_shows_frames_latency_and_offers_the_recording(ws_page, tmp_path: Path) -> None:
+    page = ws_page
     choose_default_photo(page)
     page.click("#mic")
     wait_for(page, "Number(document.getElementById('frames').textContent) > 25")
@@ -131,8 +147,9 @@ def test_microphone_stream_shows_frames_latency_and_offers_the_recording(page, t
     assert (status, kind) == (200, "video/mp4") and size > 10_000
 
 
-def test_audio_file_plays_in_sync(page, portrait_path: Path, voice: np.ndarray, wav_writer,
+def test_audio_file_plays_in_sync(ws_page, portrait_path: Path, voice: np.ndarray, wav_writer,
                                   tmp_path: Path) -> None:
+    page = ws_page
     page.set_input_files("#photo-file", str(portrait_path))
     wait_for(page, "document.getElementById('state').textContent === 'ready'")
     clip = wav_writer("three_seconds.wav", voice[: 3 * 16000])
@@ -146,6 +163,83 @@ def test_audio_file_plays_in_sync(page, portrait_path: Path, voice: np.ndarray, 
     # 3 s at 25 fps, less what a busy server left out to stay live; the 200 ms play-out delay absorbs the rest
     assert frames + shed == 75 and late <= 7, text(page, "#message")
     page.screenshot(path=str(tmp_path / "live-file.png"))
+
+
+VIDEO_PIXELS = """() => {
+  const video = document.getElementById('remote');
+  const c = document.createElement('canvas');
+  c.width = 512; c.height = 512;
+  const g = c.getContext('2d');
+  g.drawImage(video, 0, 0, 512, 512);
+  return Array.from(g.getImageData(128, 128, 256, 256).data.filter((_, i) => i % 4 === 0));
+}"""
+
+INBOUND = """async () => {
+  const out = {};
+  (await window.facetalkStream.pc.getStats()).forEach((s) => { if (s.type === 'inbound-rtp') out[s.kind] = s; });
+  return out;
+}"""
+
+
+def test_webrtc_microphone_face_voice_controls_and_recording(page, server_url: str, tmp_path: Path) -> None:
+    choose_default_photo(page)
+    assert "WebRTC" in text(page, "#transport-hint")
+    page.click("#mic")
+    wait_for(page, "Number(document.getElementById('frames').textContent) > 25")
+    assert text(page, "#state") == "listening" and not page.is_hidden("#remote")
+    set_control(page, "gaze-yaw", "20")
+    set_control(page, "emotion", "happy")
+    # the server answers each update on the data channel once it is applied
+    wait_for(page, "window.facetalkStream.controls && window.facetalkStream.controls.emotion === 'happy'")
+    assert page.evaluate("window.facetalkStream.controls.gaze") == [20, 0]
+    wait_for(page, "Number(document.getElementById('frames').textContent) > 75")
+    wait_for(page, "/^\\d+ ms$/.test(document.getElementById('latency').textContent)")
+    latency = int(text(page, "#latency").split()[0])
+    assert 20 <= latency < 1000, latency
+    assert 5 <= int(text(page, "#fps")) <= 30
+    assert "error" not in page.get_attribute("#message", "class")
+    video = page.evaluate("(() => { const v = document.getElementById('remote'); "
+                          "return [v.videoWidth, v.videoHeight, v.paused, v.srcObject.getTracks().length]; })()")
+    # the face and its voice, one stream, playing (at half size where a busy server sheds load)
+    assert video[0] == video[1] in (512, 256) and video[2:] == [False, 2], video
+    assert np.std(page.evaluate(VIDEO_PIXELS)) > 20  # a face, not a blank screen
+    inbound = page.evaluate(INBOUND)
+    assert inbound["video"]["framesDecoded"] > 50 and inbound["video"]["codecId"]
+    assert inbound["audio"]["totalSamplesReceived"] > 48000 and inbound["audio"]["totalAudioEnergy"] > 0
+    codec = page.evaluate("async () => { let m = ''; (await window.facetalkStream.pc.getStats()).forEach((s) => "
+                          "{ if (s.type === 'codec' && s.mimeType.startsWith('video/')) m = s.mimeType; }); return m; }")
+    assert codec == "video/VP8"
+    shot = tmp_path / "webrtc-microphone.png"
+    page.screenshot(path=str(shot))
+    print(f"screenshot: {shot}")
+
+    page.click("#stop")
+    page.wait_for_selector("#download:not([hidden])", timeout=TIMEOUT_MS)
+    assert text(page, "#state") == "finished" and text(page, "#message").startswith("Done: ")
+    out = tmp_path / "webrtc.mp4"
+    with urllib.request.urlopen(server_url + page.get_attribute("#download", "href"), timeout=30) as r:
+        out.write_bytes(r.read())
+    verdict = verify(out)  # the WebRTC session's recording is ours, as the WebSocket ones are
+    assert verdict.detection.found and verdict.provenance.is_facetalk
+    # the last frame stays on the canvas once the connection is closed
+    pixels = page.evaluate("Array.from(document.getElementById('view').getContext('2d')"
+                           ".getImageData(128, 128, 256, 256).data.filter((_, i) => i % 4 === 0))")
+    assert np.std(pixels) > 20
+
+
+def test_webrtc_audio_file(page, voice: np.ndarray, wav_writer) -> None:
+    choose_default_photo(page)
+    clip = wav_writer("three_seconds_rtc.wav", voice[: 3 * 16000])
+    page.set_input_files("#audio-file", str(clip))
+    wait_for(page, "document.getElementById('state').textContent === 'streaming'")
+    wait_for(page, "document.getElementById('state').textContent === 'finished'")
+    done = re.match(r"Done: (\d+) frames", text(page, "#message"))
+    assert done, text(page, "#message")
+    end = page.evaluate("window.facetalkStream.end")
+    # 3 s of voice at 25 fps and the silence around it on the server's clock; the page showed those
+    # it sent (a busy server leaves some out to stay live, and says so)
+    assert 75 <= end["frames"] <= 150, end
+    assert int(done.group(1)) >= 0.6 * (end["frames"] - end["dropped"]), (text(page, "#message"), end)
 
 
 def test_server_errors_are_shown_in_words(page, tmp_path: Path) -> None:

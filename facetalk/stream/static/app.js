@@ -1,16 +1,23 @@
-// facetalk live page: pick a photo, stream a voice over the WebSocket, draw the frames that come back.
-// Protocol (facetalk/stream/protocol.py): binary out = 16 kHz mono int16 PCM; text out = {"controls"}
-// or {"end": true}; binary in = uint32 index + float64 time (LE) + JPEG; text in = start, controls,
-// degraded (the server sheds load: fewer or smaller frames), error and end messages.
+// facetalk live page: pick a photo, stream a voice, show the talking face that comes back.
+// WebRTC by default (facetalk/stream/webrtc.py): the voice goes up as the connection's audio track,
+// the face (VP8) and the same sound come back as one stream the browser plays in sync, and controls
+// travel on a data channel as JSON. ?transport=ws uses the WebSocket instead (protocol.py): binary
+// out = 16 kHz mono int16 PCM; text out = {"controls"} or {"end": true}; binary in = uint32 index +
+// float64 time (LE) + JPEG, drawn on a canvas. Both send text in: start, controls, degraded (the
+// server sheds load: fewer or smaller frames), error and end messages.
 
 const RATE = 16000;
 const CHUNK = 320; // samples per message: 20 ms
 const PLAY_DELAY_S = 0.2; // an audio file plays this much after it is sent, so its frames are on time
 const HEADER_BYTES = 12;
 const CONTROL_THROTTLE_MS = 100;
+const TRANSPORT = new URLSearchParams(location.search).get("transport") === "ws" ? "ws" : "webrtc";
+const GATHER_TIMEOUT_MS = 5000; // ICE candidates gathered before the offer goes (aiortc takes no trickle)
+const END_PLAYOUT_MS = 600; // after the end message, the last frames still play this long
 
 const $ = (id) => document.getElementById(id);
 const view = $("view");
+const remote = $("remote");
 const painter = view.getContext("2d");
 let avatar = null; // {id, preview, ...} from POST /avatars
 let live = null; // the running stream, see openLive()
@@ -127,9 +134,7 @@ function controlsChanged() {
   if (!live || !live.started || controlTimer) return;
   controlTimer = setTimeout(() => {
     controlTimer = null;
-    if (live && live.started && live.ws.readyState === WebSocket.OPEN) {
-      live.ws.send(JSON.stringify({ controls: currentControls() }));
-    }
+    if (live && live.started) sendText(live, { controls: currentControls() });
   }, CONTROL_THROTTLE_MS);
 }
 
@@ -197,9 +202,17 @@ function sendPcm(stream, int16) {
   stream.sends.push([stream.sent, performance.now()]);
 }
 
+function sendText(stream, message) {
+  if (stream.channel) {
+    if (stream.channel.readyState === "open") stream.channel.send(JSON.stringify(message));
+  } else if (stream.ws.readyState === WebSocket.OPEN) {
+    stream.ws.send(JSON.stringify(message));
+  }
+}
+
 function endStream(stream) {
   for (const undo of stream.cleanup.splice(0)) undo();
-  if (stream.ws.readyState === WebSocket.OPEN) stream.ws.send(JSON.stringify({ end: true }));
+  sendText(stream, { end: true });
 }
 
 function onFrame(stream, buffer) {
@@ -255,6 +268,7 @@ function showStats(stream) {
   const now = performance.now();
   while (stream.arrivals.length && stream.arrivals[0] < now - 1000) stream.arrivals.shift();
   while (stream.latencies.length && stream.latencies[0][0] < now - 1000) stream.latencies.shift();
+  if (stream.pc) rtcLatency(stream, now);
   $("frames").textContent = stream.frames;
   $("fps").textContent = stream.arrivals.length ? `${stream.arrivals.length}` : "–";
   if (stream.latencies.length) {
@@ -284,13 +298,16 @@ function run(stream) {
 }
 
 function finishLive(stream, closeEvent) {
+  if (stream.finished) return;
+  stream.finished = true;
   for (const undo of stream.cleanup.splice(0)) undo();
   if (live === stream) live = null;
+  if (stream.pc) closeRtc(stream);
   showStats(stream);
   setBusy(false);
   $("state").textContent = stream.ended ? "finished" : "disconnected";
   $("fps").textContent = "–";
-  if (stream.mode === "file" && stream.ended) {
+  if (stream.mode === "file" && stream.ended && !stream.pc) {
     // let the last queued frames play out with their sound, then free the audio device
     const left = Math.max(0, stream.playStart + stream.duration - stream.audio.currentTime);
     setTimeout(() => stream.audio.close(), (left + 0.5) * 1000);
@@ -306,13 +323,13 @@ function finishLive(stream, closeEvent) {
       link.hidden = false;
     }
     if (!$("message").classList.contains("error")) {
-      const timing = stream.mode === "file" ? (stream.late ? `, ${stream.late} too late` : ", all on time") : "";
+      const timing = stream.mode === "file" && !stream.pc ? (stream.late ? `, ${stream.late} too late` : ", all on time") : "";
       const saved = stream.recording ? " The recording can be downloaded once." : "";
       const shed = stream.dropped ? ` (${stream.dropped} more left out by the server to stay live)` : "";
       say(`Done: ${stream.frames} frames${timing}${shed}.${saved}`, "ok");
     }
   } else if (!$("message").classList.contains("error")) {
-    say(`The connection closed (code ${closeEvent.code}); start again when ready.`, "error");
+    say(`The connection closed (${closeEvent.code}); start again when ready.`, "error");
   }
 }
 
@@ -323,9 +340,146 @@ $("stop").addEventListener("click", () => {
   endStream(live);
 });
 
+// -- WebRTC ----------------------------------------------------------------------------------------
+
+function gathered(pc) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      if (pc.iceGatheringState !== "complete") return;
+      pc.removeEventListener("icegatheringstatechange", done);
+      resolve();
+    };
+    pc.addEventListener("icegatheringstatechange", done);
+    setTimeout(resolve, GATHER_TIMEOUT_MS); // send what was gathered (a slow STUN/TURN server)
+  });
+}
+
+async function openRtc(mode, audio, track) {
+  const pc = new RTCPeerConnection({ iceServers: avatar.ice_servers || [] });
+  const channel = pc.createDataChannel("control");
+  const stream = {
+    pc, channel, ws: null, mode, audio, fps: 25, started: false, ended: false, finished: false, recording: null,
+    dropped: 0, queue: [], frames: 0, late: 0, arrivals: [], latencies: [], playout: [], serverMs: null,
+    rttMs: null, statsAt: 0, playStart: 0, duration: 0, stopPlayback: null, cleanup: [],
+  };
+  pc.addTransceiver("video", { direction: "recvonly" });
+  pc.addTrack(track, new MediaStream([track]));
+  pc.ontrack = (event) => {
+    // the face and its sound arrive as one MediaStream: the browser keeps them in sync
+    if (remote.srcObject !== event.streams[0]) remote.srcObject = event.streams[0];
+  };
+  const started = new Promise((resolve, reject) => {
+    channel.onmessage = (event) => {
+      const message = JSON.parse(event.data);
+      if (message.fps && !stream.started) {
+        stream.fps = message.fps;
+        stream.started = true;
+        $("delay-ms").textContent = message.delay_ms;
+        resolve(stream);
+      } else {
+        onRtcMessage(stream, message);
+      }
+    };
+    pc.onconnectionstatechange = () => {
+      if (pc.connectionState !== "failed" && pc.connectionState !== "closed") return;
+      if (!stream.started) reject(new Error(`the WebRTC connection ${pc.connectionState}`));
+      else finishLive(stream, { code: `WebRTC ${pc.connectionState}` });
+    };
+    setTimeout(() => reject(new Error("the server did not open the control channel in time")), 30000);
+  });
+  try {
+    await pc.setLocalDescription(await pc.createOffer());
+    await gathered(pc);
+    const response = await fetch(avatar.webrtc, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ sdp: pc.localDescription.sdp, type: "offer", controls: currentControls() }),
+    });
+    if (!response.ok) throw new Error(await readError(response));
+    await pc.setRemoteDescription(await response.json());
+    await started;
+  } catch (err) {
+    pc.close();
+    throw err;
+  }
+  remote.hidden = false;
+  remote.muted = false;
+  remote.play().catch(() => say("Press play on the video to hear the voice (the browser blocked autoplay).", "error"));
+  watchFrames(stream);
+  window.facetalkStream = stream; // for the browser test and the curious: getStats() on stream.pc
+  return stream;
+}
+
+function onRtcMessage(stream, message) {
+  if (message.error) {
+    say(message.error, "error");
+  } else if (message.degraded) {
+    const d = message.degraded;
+    $("quality").textContent = d.level ? `${d.fps} fps, ${d.size} px` : "full";
+    say(`${d.reason[0].toUpperCase()}${d.reason.slice(1)}.`);
+  } else if (message.stats) {
+    stream.serverMs = message.stats.latency_ms;
+  } else if (message.controls) {
+    stream.controls = message.controls; // the server's word that an update took effect
+  } else if (message.end) {
+    stream.ended = true;
+    stream.end = message;
+    stream.recording = message.recording;
+    stream.dropped = message.dropped || 0;
+    setTimeout(() => finishLive(stream, { code: "ended" }), END_PLAYOUT_MS);
+  }
+}
+
+function watchFrames(stream) {
+  if (!remote.requestVideoFrameCallback) return;
+  const onFrame = (now, meta) => {
+    if (stream.finished) return;
+    stream.frames += 1;
+    stream.arrivals.push(performance.now());
+    if (meta.receiveTime && meta.expectedDisplayTime) {
+      stream.playout.push([performance.now(), meta.expectedDisplayTime - meta.receiveTime]);
+    }
+    remote.requestVideoFrameCallback(onFrame);
+  };
+  remote.requestVideoFrameCallback(onFrame);
+}
+
+function rtcLatency(stream, now) {
+  // The server's part (a frame's release after its sound came in), the network both ways, and the
+  // browser's own playout delay: what a speaker waits to see their words on the lips.
+  while (stream.playout.length && stream.playout[0][0] < now - 1000) stream.playout.shift();
+  if (now - stream.statsAt > 1000) {
+    stream.statsAt = now;
+    stream.pc.getStats().then((report) => {
+      report.forEach((s) => {
+        if (s.type === "candidate-pair" && s.nominated && s.currentRoundTripTime !== undefined) {
+          stream.rttMs = 1000 * s.currentRoundTripTime;
+        }
+      });
+    });
+  }
+  if (stream.serverMs === null) return;
+  const playout = stream.playout.map((p) => p[1]).sort((a, b) => a - b);
+  const ms = stream.serverMs + (stream.rttMs || 0) + (playout.length ? playout[playout.length >> 1] : 0);
+  stream.latencies = [[now, ms]];
+}
+
+function closeRtc(stream) {
+  if (remote.videoWidth) painter.drawImage(remote, 0, 0, view.width, view.height); // the last frame stays
+  $("placeholder").hidden = true;
+  remote.hidden = true;
+  remote.srcObject = null;
+  stream.pc.close();
+}
+
 // -- microphone ----------------------------------------------------------------------------------
 
 $("mic").addEventListener("click", async () => {
+  if (TRANSPORT === "webrtc") {
+    micRtc();
+    return;
+  }
   const audio = new AudioContext(); // made in the click, so the browser lets it run
   $("download").hidden = true;
   say("Opening the microphone…");
@@ -364,6 +518,33 @@ $("mic").addEventListener("click", async () => {
   run(stream);
 });
 
+async function micRtc() {
+  $("download").hidden = true;
+  say("Opening the microphone…");
+  let mic;
+  try {
+    mic = await navigator.mediaDevices.getUserMedia({
+      audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+    });
+  } catch (err) {
+    say(`The microphone is not available: ${err.message}`, "error");
+    return;
+  }
+  const audio = new AudioContext();
+  let stream;
+  try {
+    stream = await openRtc("mic", audio, mic.getAudioTracks()[0]);
+  } catch (err) {
+    mic.getTracks().forEach((t) => t.stop());
+    audio.close();
+    say(err.message, "error");
+    return;
+  }
+  stream.cleanup.push(() => mic.getTracks().forEach((t) => t.stop()));
+  say("Listening: talk, and move the controls.", "ok");
+  run(stream);
+}
+
 // -- audio file ----------------------------------------------------------------------------------
 
 async function to16k(decoded) {
@@ -392,6 +573,10 @@ $("audio-file").addEventListener("change", async (event) => {
   } catch (err) {
     audio.close();
     say(`Cannot decode ${file.name} in this browser; choose a WAV, MP3, M4A, OGG or FLAC file.`, "error");
+    return;
+  }
+  if (TRANSPORT === "webrtc") {
+    fileRtc(file, audio, decoded);
     return;
   }
   let stream;
@@ -423,11 +608,39 @@ $("audio-file").addEventListener("change", async (event) => {
   run(stream);
 });
 
+async function fileRtc(file, audio, decoded) {
+  // The file is played into the connection, not out loud: its sound comes back with the face.
+  const player = audio.createBufferSource();
+  player.buffer = decoded;
+  const out = audio.createMediaStreamDestination();
+  player.connect(out);
+  let stream;
+  try {
+    stream = await openRtc("file", audio, out.stream.getAudioTracks()[0]);
+  } catch (err) {
+    audio.close();
+    say(err.message, "error");
+    return;
+  }
+  stream.duration = decoded.duration;
+  player.onended = () => setTimeout(() => endStream(stream), 300);
+  player.start();
+  stream.stopPlayback = () => {
+    player.onended = null;
+    try { player.stop(); } catch (_) { /* already stopped */ }
+  };
+  say(`Streaming ${file.name} (${decoded.duration.toFixed(1)} s).`, "ok");
+  run(stream);
+}
+
 // -- start -----------------------------------------------------------------------------------------
 
 $("delay-ms").textContent = Math.round(PLAY_DELAY_S * 1000);
 showControls();
 setBusy(false);
+$("transport-hint").textContent = TRANSPORT === "webrtc"
+  ? "Over WebRTC: the face and its voice come back together (?transport=ws uses the WebSocket)."
+  : "Over the WebSocket (drop ?transport=ws for WebRTC).";
 if (!window.isSecureContext) {
   $("voice-hint").textContent = "The microphone needs https or localhost; an audio file works here too.";
 }
