@@ -307,6 +307,21 @@ def test_live_odd_length_chunks_are_carried_over(client: TestClient, pcm: bytes)
     assert np.mean(diff) < 3 and max(diff) < 6  # see test_two_sessions_are_isolated_and_a_third_is_refused
 
 
+def test_live_interrupt(client: TestClient, pcm: bytes) -> None:
+    """{"type": "interrupt"} drops the sound held back in the session; the stream goes on."""
+    with client.websocket_connect("/avatars/default/live") as ws:
+        ws.receive_json()
+        stream_pcm(ws, pcm[: RATE])  # 0.5 s
+        ws.send_text(json.dumps({"type": "interrupt"}))
+        ws.send_text(json.dumps({"type": "shout"}))
+        stream_pcm(ws, bytes(RATE))  # 0.5 s of silence
+        ws.send_text(json.dumps({"end": True}))
+        frames, texts = live_messages(ws)
+    assert texts[0] == {"interrupted": {"at": 0.5}}
+    assert "interrupt" in texts[1]["error"]
+    assert texts[-1]["end"] is True and len(frames) == 25
+
+
 def test_live_unknown_avatar(client: TestClient) -> None:
     with client.websocket_connect("/avatars/nobody/live") as ws:
         assert "POST /avatars" in ws.receive_json()["error"]

@@ -9,6 +9,7 @@ generous), so frames can be counted; two live sessions at most, so the refusal c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import threading
@@ -34,14 +35,14 @@ FPS = 25
 MAX_SESSIONS = 2
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, object]]:
+@contextlib.contextmanager
+def running(config: ServerConfig) -> Iterator[tuple[str, object]]:
+    """`facetalk serve`'s app under uvicorn in a thread: (base URL, app)."""
     uvicorn = pytest.importorskip("uvicorn")
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    app = create_app(ServerConfig(max_sessions=MAX_SESSIONS, workdir=tmp_path_factory.mktemp("serve"),
-                                  frame_deadline_s=60, max_lag_s=60))
+    app = create_app(config)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -49,10 +50,19 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, obje
     while not server.started and thread.is_alive() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert server.started, "the test server did not start"
-    yield f"http://127.0.0.1:{port}", app
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    try:
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, object]]:
+    with running(ServerConfig(max_sessions=MAX_SESSIONS, workdir=tmp_path_factory.mktemp("serve"),
+                              frame_deadline_s=60, max_lag_s=60)) as s:
+        yield s
 
 
 @pytest.fixture(scope="module")
@@ -210,6 +220,47 @@ def test_controls_on_the_data_channel_change_the_face(server) -> None:
     still = np.abs(frames[changed_at - 8] - frames[changed_at - 2]).mean()
     moved = np.abs(frames[changed_at - 2] - frames[changed_at + 15]).mean()
     assert moved > 3 * still and moved > 4, (still, moved)
+
+
+def test_interrupt_drops_the_sound_not_yet_heard(tmp_path: Path, voice48: np.ndarray) -> None:
+    """A server that sends its media 0.4 s after the sound came in: time for the client to stop its
+    voice, let what is in flight land, then interrupt, with 0.2 s of voice still to be heard."""
+    rms = lambda x: float(np.sqrt(np.mean(x**2))) if len(x) else 0.0  # noqa: E731
+    frame = 960  # 20 ms at 48 kHz
+    # cut the voice where its last 240 ms were loud: that is what the interrupt must keep unheard
+    cut = next(k for k in range(50, len(voice48) // frame) if rms(voice48[(k - 12) * frame:k * frame]) > 0.05)
+
+    async def run(base: str) -> tuple[WebRTCClient, float]:
+        client = WebRTCClient(base, voice=voice48)
+        await client.connect()
+        while len(client.voice.sent) < cut:
+            await asyncio.sleep(0.002)
+        sent = client.voice.cut()  # the user barges in: the voice stops here...
+        await asyncio.sleep(0.1)
+        client.send({"type": "interrupt"})  # ...and what the avatar has not said yet is dropped
+        await client.wait_for(lambda r: r.first("interrupted") is not None)
+        await asyncio.sleep(0.6)
+        await client.end()
+        await client.close()
+        return client, sent
+
+    with running(ServerConfig(max_sessions=1, workdir=tmp_path, webrtc_delay_s=0.4, record=False,
+                              frame_deadline_s=60, max_lag_s=60)) as (base, _):
+        client, sent = asyncio.run(run(base))
+    received = client.received
+    at = received.first("interrupted")["interrupted"]["at"]
+    sound = received.first("sound")["sound"]
+    shift = sound["at"] - sound["input"]  # session time minus the client's time
+    audio = np.zeros(max(p for p, _, _ in received.audio) + frame, np.float32)
+    for p, _, a in received.audio:  # placed by their pts: a packet lost on the way shifts nothing
+        audio[p:p + len(a)] = a / 32768
+    heard = lambda a, b: rms(audio[int(a * 48000):int(b * 48000)])  # noqa: E731  (session times)
+    dropped = (at + 0.04, sent + shift)  # Opus delays its sound by a few ms
+    assert dropped[1] - dropped[0] >= 0.15, (at, sent + shift)
+    assert heard(sound["at"], at) > 0.02  # the voice was heard up to the interrupt
+    original = rms(voice48[int((dropped[0] - shift) * 48000):int((dropped[1] - shift) * 48000)])
+    assert original > 0.02 and heard(*dropped) < 0.1 * original, (original, heard(*dropped))
+    assert received.first("end")["frames"] >= 25 * (sent + shift + 0.5)  # frames kept coming
 
 
 def test_bad_offers_get_one_line_and_the_server_stays_up(server) -> None:

@@ -372,6 +372,9 @@ class LiveStream:
             await self._in_worker(self.session.set_controls, controls)
             self.controls = controls
             await ws.send_json({"controls": controls_json(controls)})
+        if message.get("type") == "interrupt":  # the sound before it was pushed: the session's own lookahead goes
+            await self._in_worker(self.session.interrupt)
+            await ws.send_json({"interrupted": {"at": round(self.session.samples / SAMPLE_RATE, 4)}})
         if message.get("end") is True:
             await self._end(ws)
             return True

@@ -3,12 +3,15 @@
 Kept apart from the server so the page, the tests and any other client can rely on one definition:
 
 - client -> server, binary: 16 kHz mono PCM, int16 little-endian, any number of samples.
-- client -> server, text: `{"controls": {...}}` (a partial update of `Controls`' fields) or
+- client -> server, text: `{"controls": {...}}` (a partial update of `Controls`' fields),
+  `{"type": "interrupt"}` (drop the sound sent but not yet shown: Session.interrupt) or
   `{"end": true}` (flush the last frames, finish the recording, close).
 - server -> client, binary: one frame = FRAME_HEADER (uint32 index, float64 time in s, both
   little-endian) followed by a JPEG of the frame.
 - server -> client, text: `{"fps", "size", "sample_rate"}` once at the start, `{"controls"}` after
-  each accepted update, `{"error"}` on a bad message or failure, `{"end": true, ...}` last.
+  each accepted update, `{"interrupted": {"at": s}}` once the sound from session time s on was
+  dropped, `{"error"}` on a bad message or failure, `{"end": true, ...}` last. (The WebRTC path,
+  stream.webrtc, sends and takes the same text messages on its data channel.)
 """
 
 from __future__ import annotations
@@ -112,8 +115,10 @@ def parse_message(text: str) -> dict[str, Any]:
         raise
     except ValueError:
         raise ProtocolError(f"text messages must be JSON objects, got {clip(text)}") from None
+    if isinstance(message, dict) and message.get("type") == "interrupt":
+        return message
     if not isinstance(message, dict) or not ({"controls", "end"} & message.keys()):
-        raise ProtocolError(f'send {{"controls": {{...}}}} or {{"end": true}}, got {clip(text)}')
+        raise ProtocolError(f'send {{"controls": {{...}}}}, {{"type": "interrupt"}} or {{"end": true}}, got {clip(text)}')
     return message
 
 

@@ -158,6 +158,11 @@ class SpeechBuffer:
         self.closed = True
         self._more.set()
 
+    def silence(self) -> int:
+        """Silence the sound not yet read (an interruption); the sample index from which it is silent."""
+        self._data[:] = 0
+        return self._base
+
     async def read(self, start: int, n: int) -> np.ndarray | None:
         """Samples start..start+n (waiting for them); None once closed and read to the end."""
         while self.end < start + n and not self.closed:
@@ -625,11 +630,23 @@ class PeerSession:
             await self._in_worker(self.session.set_controls, controls)
             self.controls = controls
             self._send({"controls": controls_json(controls)})
+        if message.get("type") == "interrupt" and not self._end_requested:
+            await self._interrupt()
         if message.get("end") is True and not self._end_requested:
             self._end_requested = True
             self._arrived.set()
             if self._driver is None:  # never connected
                 await self._finish()
+
+    async def _interrupt(self) -> None:
+        """Drop the sound received but not yet heard: not yet pushed, held back in the session
+        (Session.interrupt), and pushed but not yet sent back. The frames already made still go:
+        they show at most `webrtc_delay_s` of lips closing on silence."""
+        self._pending.clear()
+        self._pending_n = 0
+        await self._in_worker(self.session.interrupt)
+        at = self.speech.silence() / OUT_RATE
+        self._send({"interrupted": {"at": round(at, 4)}})
 
     def _send_stats(self) -> None:
         if self._latencies:

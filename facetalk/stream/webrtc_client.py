@@ -41,6 +41,11 @@ class VoiceTrack(MediaStreamTrack):
         self.sent: list[float] = []
         self._start: float | None = None
 
+    def cut(self) -> float:
+        """Stop the voice here (silence follows); the seconds of it sent."""
+        self.pcm = self.pcm[:len(self.sent) * int(PTIME_S * RATE)]
+        return len(self.pcm) / RATE
+
     @property
     def done(self) -> bool:
         return len(self.sent) * PTIME_S * RATE >= len(self.pcm)
