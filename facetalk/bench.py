@@ -105,8 +105,12 @@ def measure(image: str | None = None, seconds: float = 10.0) -> dict[str, float]
 
 def run_bench(image: str | None = None, seconds: float = 10.0, as_json: bool = False, live: bool = False,
               live_minutes: float = 10.0, idle_minutes: float = 60.0, soak: bool = False, soak_minutes: float = 3.0, clients: int | None = None,
-              max_sessions: int | None = None, url: str | None = None) -> dict[str, float]:
-    if live and soak:
+              max_sessions: int | None = None, url: str | None = None, webrtc: bool = False) -> dict[str, float]:
+    if live and webrtc:
+        from facetalk.stream.bench import measure_webrtc
+
+        result = measure_webrtc(seconds, max_sessions or 6, memory_minutes=live_minutes)
+    elif live and soak:
         from facetalk.stream.bench import soak as run_soak
 
         result = run_soak(60 * soak_minutes, clients=clients, max_sessions=max_sessions, url=url)

@@ -171,6 +171,10 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--max-sessions", type=int, default=None, metavar="N",
                        help="with --soak: fix the server's session limit instead of letting it measure one")
     bench.add_argument("--url", default=None, help="with --soak: a running server to soak instead (http://host:port)")
+    bench.add_argument("--webrtc", action="store_true",
+                       help="with --live: the WebRTC path on loopback instead (aiortc clients): bitrate, PSNR, "
+                            "latency, lips vs sound, sessions sustained beside the WebSocket path (each run "
+                            "--seconds long, up to --max-sessions, default 6), server memory over --live-minutes")
     bench.add_argument("--watermark", action="store_true",
                        help="measure the watermark instead: embedding cost, PSNR, detection after attacks, "
                             "false positives (takes a few minutes)")
@@ -361,11 +365,11 @@ def _run(args: argparse.Namespace) -> int:
         elif args.command == "bench":
             from facetalk.bench import run_bench
 
-            if args.soak and not args.live:
-                raise FacetalkError("--soak measures live sessions: use it with --live")
+            if (args.soak or args.webrtc) and not args.live:
+                raise FacetalkError(f"--{'soak' if args.soak else 'webrtc'} measures live sessions: use it with --live")
             run_bench(image=args.image, seconds=args.seconds, as_json=args.json, live=args.live,
                       live_minutes=args.live_minutes, idle_minutes=args.idle_minutes, soak=args.soak, soak_minutes=args.soak_minutes,
-                      clients=args.clients, max_sessions=args.max_sessions, url=args.url)
+                      clients=args.clients, max_sessions=args.max_sessions, url=args.url, webrtc=args.webrtc)
         elif args.command == "eval":
             _eval(args)
         elif args.command == "serve":

@@ -129,15 +129,24 @@ def test_speech_buffer_reads_in_order_and_ends() -> None:
     assert len(last) == 960 and after is None  # the tail is padded; past the end: nothing
 
 
-def test_media_clock_releases_both_tracks_from_one_time() -> None:
+def test_media_clock_releases_both_tracks_from_one_time_and_follows_the_frames() -> None:
     async def run() -> MediaClock:
-        clock = MediaClock(0.12)
+        clock = MediaClock(0.12, min_s=0.05)
         clock.begin(100.0)
         clock.begin(200.0)  # the first start stays
         return clock
 
     clock = asyncio.run(run())
     assert clock.due(0.0) == pytest.approx(100.12) and clock.due(1.0) == pytest.approx(101.12)
+    for _ in range(50):  # frames ready 200 ms after their time: the delay goes up at once
+        clock.adapt(0.2)
+    assert clock.delay_s == pytest.approx(0.21)
+    for _ in range(50):  # then fast ones: it comes down, a millisecond a frame
+        clock.adapt(0.06)
+    assert 0.15 < clock.delay_s < 0.21
+    for _ in range(500):
+        clock.adapt(0.01)
+    assert clock.delay_s == pytest.approx(0.05)  # never below its floor
 
 
 # -- end to end ------------------------------------------------------------------------------------
@@ -216,9 +225,13 @@ def test_controls_on_the_data_channel_change_the_face(server) -> None:
     errors = [m["error"] for m in client.received.messages if "error" in m]
     assert errors[0] == "distance must be within 0.5..2, got 7.0" and "controls" in errors[1]
     assert updates(client.received)[0]["distance"] == 1.6
-    frames = [img.astype(np.float32) for _, _, img in client.received.frames]
-    still = np.abs(frames[changed_at - 8] - frames[changed_at - 2]).mean()
-    moved = np.abs(frames[changed_at - 2] - frames[changed_at + 15]).mean()
+    frames = client.received.frames
+    at = frames[changed_at - 1][0] / 90000  # the last frame before the update was applied
+    before = [img.astype(np.float32) for pts, _, img in frames if at - 0.3 <= pts / 90000 <= at]
+    after = next(img.astype(np.float32) for pts, _, img in frames if pts / 90000 >= at + 0.6)  # ramp: 0.3 s
+    still = np.abs(before[0] - before[-1]).mean()
+    moved = np.abs(before[-1] - after).mean()
+    print(f"listening face: {still:.2f} grey levels in 0.3 s; after the distance change: {moved:.2f}")
     assert moved > 3 * still and moved > 4, (still, moved)
 
 
@@ -244,7 +257,7 @@ def test_interrupt_drops_the_sound_not_yet_heard(tmp_path: Path, voice48: np.nda
         await client.close()
         return client, sent
 
-    with running(ServerConfig(max_sessions=1, workdir=tmp_path, webrtc_delay_s=0.4, record=False,
+    with running(ServerConfig(max_sessions=1, workdir=tmp_path, webrtc_delay_s=0.4, webrtc_min_delay_s=0.4, record=False,
                               frame_deadline_s=60, max_lag_s=60)) as (base, _):
         client, sent = asyncio.run(run(base))
     received = client.received

@@ -459,3 +459,177 @@ def rtc_measures(received: Any, sent: list[float], fps: float = FPS,
             out.update(psnr_db_mean=round(float(np.mean(psnr)), 2), psnr_db_min=round(float(np.min(psnr)), 2),
                        psnr_frames=len(psnr))
     return out
+
+
+def _in_process_server(config: Any) -> Any:
+    """`facetalk serve`'s app under uvicorn in a thread of this process: a context manager of
+    (base URL, app), so a measuring hook can reach the server's objects."""
+    import contextlib
+    import socket
+
+    import uvicorn
+
+    from facetalk.stream.server import create_app
+
+    @contextlib.contextmanager
+    def run() -> Any:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        app = create_app(config)
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 180
+        while not server.started and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        try:
+            yield f"http://127.0.0.1:{sock.getsockname()[1]}", app
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)
+            sock.close()
+
+    return run()
+
+
+async def rtc_client_run(base: str, voice48: np.ndarray, keep_images: bool = False) -> tuple[Any, dict[str, Any]]:
+    """One WebRTC client sending `voice48` in real time, then ending; (client, end message)."""
+    from facetalk.stream.webrtc_client import WebRTCClient
+
+    client = WebRTCClient(base, voice=voice48, wire=True, keep_images=keep_images)
+    try:
+        await client.connect()
+        while not client.voice.done:
+            await asyncio.sleep(0.05)
+        end = await client.end()
+        await asyncio.sleep(0.3)  # the last frames leave after the end message
+    finally:
+        await client.close()
+    return client, end
+
+
+def rtc_quality(seconds: float) -> dict[str, Any]:
+    """One WebRTC session against a server in this process, whose rendered frames are kept."""
+    from facetalk.stream.config import ServerConfig
+
+    rendered: dict[int, np.ndarray] = {}
+    with _in_process_server(ServerConfig(max_sessions=2, record=False)) as (base, app):
+        app.state.facetalk.webrtc.tap = lambda peer, frame: rendered.__setitem__(frame.index, frame.image)
+        client, end = asyncio.run(rtc_client_run(base, _voice48(seconds), keep_images=True))
+    out = rtc_measures(client.received, client.voice.sent, rendered=rendered)
+    out.update(frames_sent=end["frames"] - end["dropped"] - end["skipped"], frames_dropped=end["dropped"],
+               frames_skipped=end["skipped"], session_seconds=end["seconds"])
+    return out
+
+
+def _cpu_s(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+async def _rtc_clients(base: str, voice48: np.ndarray, n: int) -> list[dict[str, Any]]:
+    runs = await asyncio.gather(*(rtc_client_run(base, voice48) for _ in range(n)), return_exceptions=True)
+    out = []
+    for run in runs:
+        if isinstance(run, BaseException):
+            out.append({"error": f"{type(run).__name__}: {run}"})
+        else:
+            client, end = run
+            out.append({**rtc_measures(client.received, client.voice.sent), "clock_frames": end["frames"],
+                        "dropped": end["dropped"]})
+    return out
+
+
+def side_by_side(seconds: float, max_sessions: int) -> dict[str, Any]:
+    """n = 1, 2, ... real-time WebSocket clients, then as many WebRTC clients, against one server;
+    how many each transport sustains, and the server's CPU per session-second of each."""
+    proc, base = start_server(max_sessions=max_sessions)
+    ws_url = base.replace("http", "ws", 1) + "/avatars/default/live"
+    voice = _speech(seconds)
+    pcm = (np.clip(voice, -1, 1) * 32767).astype("<i2").tobytes()
+    voice48 = _voice48(seconds)
+    result: dict[str, Any] = {"loadavg_1min_at_start": round(os.getloadavg()[0], 2)}
+    sustained = {"ws": 0, "webrtc": 0}
+    going = {"ws": True, "webrtc": True}
+    try:
+        for n in range(1, max_sessions + 1):
+            for kind in ("ws", "webrtc"):
+                if not going[kind]:
+                    continue
+                cpu = _cpu_s(proc.pid)
+                t = time.monotonic()
+                if kind == "ws":
+                    runs = asyncio.run(_soak_clients(ws_url, pcm, n, 0, 0.0))
+                    clients = [r.summary(seconds) for r in runs]
+                    ok = all("refused" not in c and c["latency_p95_ms"] <= RTC_LATENCY_TARGET_MS
+                             and c["frames"] >= MIN_FRAME_SHARE * c["clock_frames"] for c in clients)
+                else:
+                    clients = asyncio.run(_rtc_clients(base, voice48, n))
+                    ok = all("error" not in c and c.get("latency_p95_ms", np.inf) <= RTC_LATENCY_TARGET_MS
+                             and c["frames_received"] >= MIN_FRAME_SHARE * c["clock_frames"] for c in clients)
+                wall = time.monotonic() - t
+                p95 = max((c.get("latency_p95_ms", np.inf) for c in clients), default=np.inf)
+                result[f"{kind}_{n}_sessions"] = {"worst_p95_ms": p95 if np.isfinite(p95) else None, "ok": ok,
+                                                  "server_cpu_ms_per_session_s": round(
+                                                      1000 * (_cpu_s(proc.pid) - cpu) / (n * wall), 1),
+                                                  "clients": clients}
+                if ok:
+                    sustained[kind] = n
+                else:
+                    going[kind] = False
+            if not any(going.values()):
+                break
+    finally:
+        stop_server(proc)
+    result.update(ws_sessions_sustained=sustained["ws"], webrtc_sessions_sustained=sustained["webrtc"],
+                  sessions_tried=n)
+    return result
+
+
+def rtc_memory(minutes: float) -> dict[str, Any]:
+    """The server's RSS over one WebRTC session of `minutes` (its own process)."""
+    proc, base = start_server(max_sessions=2)
+    rss: list[float] = []
+
+    async def watch(task: asyncio.Future[Any]) -> None:
+        while not task.done():
+            rss.append(_proc_rss_mb(proc.pid))
+            await asyncio.wait({task}, timeout=10)
+
+    async def main() -> None:
+        task = asyncio.ensure_future(rtc_client_run(base, _voice48(60 * minutes)))
+        await watch(task)
+        await task
+
+    try:
+        before = _proc_rss_mb(proc.pid)
+        asyncio.run(main())
+    finally:
+        stop_server(proc)
+    return {"webrtc_memory_minutes": minutes, "server_rss_mb_before": round(before, 1),
+            "server_rss_mb_after_1min": round(rss[min(6, len(rss) - 1)], 1), "server_rss_mb_at_end": round(rss[-1], 1),
+            "server_rss_growth_mb_after_1min": round(rss[-1] - rss[min(6, len(rss) - 1)], 1)}
+
+
+def measure_webrtc(seconds: float = 12.0, max_sessions: int = 6, memory_minutes: float = 2.0) -> dict[str, Any]:
+    """`facetalk bench --live --webrtc`: quality and timing of one session, then both transports
+    side by side, then memory over a session; with the targets each figure is held to."""
+    cv2.setNumThreads(1)
+    quality = rtc_quality(seconds)
+    result: dict[str, Any] = {"webrtc_" + k: v for k, v in quality.items()}
+    result.update(side_by_side(seconds, max_sessions))
+    if memory_minutes > 0:
+        result.update(rtc_memory(memory_minutes))
+    result["targets"] = {
+        "bitrate_mbps_max": RTC_BITRATE_TARGET_MBPS, "psnr_db_min": RTC_PSNR_TARGET_DB,
+        "latency_p95_ms_max": RTC_LATENCY_TARGET_MS, "lips_minus_sound_ms_within": RTC_SYNC_TARGET_MS}
+    result["meets"] = {
+        "bitrate": quality.get("bitrate_mbps", np.inf) <= RTC_BITRATE_TARGET_MBPS,
+        "psnr": quality.get("psnr_db_mean", 0) >= RTC_PSNR_TARGET_DB,
+        "latency": quality.get("latency_p95_ms", np.inf) <= RTC_LATENCY_TARGET_MS,
+        "lip_sync": max(abs(quality.get("lips_minus_sound_ms_p5", np.inf)),
+                        abs(quality.get("lips_minus_sound_ms_p95", np.inf))) <= RTC_SYNC_TARGET_MS,
+        "concurrency": result["webrtc_sessions_sustained"] >= result["ws_sessions_sustained"]}
+    result.update(fps=FPS, seconds=seconds, size=512)
+    return result

@@ -52,9 +52,10 @@ class ServerConfig:
         user's first frame does not pay for loading MediaPipe and the phone recogniser.
     workdir: where uploads, renders and recordings live while needed (default: a new temp folder,
         removed at shutdown).
-    webrtc_delay_s: a WebRTC session's frames and sound leave this long after the sound came in
-        (stream.webrtc): time for the frame of lookahead, the render and jitter, so lips and sound
-        leave together; a frame later than that goes as soon as it is made.
+    webrtc_delay_s, webrtc_min_delay_s: a WebRTC session's frames and sound leave together, this long
+        after the session's clock (stream.webrtc): time for the frame of lookahead, the render and
+        jitter. It starts at webrtc_delay_s and follows what the frames need (never below
+        webrtc_min_delay_s); a frame later than that goes as soon as it is made.
     ice_servers: STUN/TURN servers for WebRTC, used by the server and offered to the page; none is
         needed on one machine or a LAN, a TURN server behind NAT.
     """
@@ -81,6 +82,7 @@ class ServerConfig:
     warm: bool = True
     workdir: Path | None = None
     webrtc_delay_s: float = 0.12
+    webrtc_min_delay_s: float = 0.04
     ice_servers: tuple[IceServer, ...] = ()
 
     def __post_init__(self) -> None:
@@ -93,6 +95,7 @@ class ServerConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("max_photo_bytes", "max_audio_bytes", "max_render_seconds", "max_live_seconds",
                      "idle_timeout_s", "recording_ttl_s", "header_timeout_s", "body_timeout_s",
-                     "min_upload_rate", "frame_deadline_s", "max_lag_s", "webrtc_delay_s"):
+                     "min_upload_rate", "frame_deadline_s", "max_lag_s", "webrtc_delay_s",
+                     "webrtc_min_delay_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")

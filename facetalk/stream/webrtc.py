@@ -11,8 +11,10 @@ frame i shows the sound of [i/fps, (i+1)/fps). A MediaClock maps session time t 
 t and the 20 ms of sound starting at t. Their RTP timestamps come from the same session times, and
 aiortc stamps its RTCP sender reports with the send time, so a browser lines up lips and sound from
 the reports alone (aiortc issue #901 is what happens when each track keeps its own clock). The delay
-(`ServerConfig.webrtc_delay_s`) covers the frame of lookahead, the render and jitter; a frame that is
-later still goes as soon as it is made, and a frame that would go out behind a newer one is skipped.
+covers the frame of lookahead, the render and jitter: it starts at `ServerConfig.webrtc_delay_s` and
+follows what this machine needs (MediaClock.adapt: the time 90 % of recent frames took, plus a
+margin), so a fast server adds little latency and a busy one stays in sync. A frame later than the
+delay still goes as soon as it is made.
 
 While no sound arrives (no audio track yet, a muted or stopped one), the session is fed silence at
 real time, so frames keep coming: the session makes a listening face from silence.
@@ -73,6 +75,10 @@ MAX_SDP_CHARS = 64 * 1024
 CONNECT_TIMEOUT_S = 30.0  # an answered offer that does not connect within this frees its slot
 END_GRACE_S = 10.0  # after the end message, the client's own close is awaited this long
 SKIP_LATE_S = 0.1
+DELAY_WINDOW = 50  # frames (2 s) the delay is judged over
+DELAY_PERCENTILE = 90
+DELAY_MARGIN_S = 0.01
+DELAY_DOWN_S = 0.001
 STATS_EVERY_S = 1.0  # the server's latency is sent on the data channel this often
 LATENCY_WINDOW_S = 2.0
 
@@ -111,12 +117,28 @@ def parse_offer(body: object) -> Offer:
 # -- the clock and the tracks -----------------------------------------------------------------------
 
 class MediaClock:
-    """Session time -> the wall time (time.monotonic) at which media for it leaves: start + delay + t."""
+    """Session time -> the wall time (time.monotonic) at which media for it leaves: start + delay + t.
 
-    def __init__(self, delay_s: float) -> None:
-        self.delay_s = delay_s
+    The delay follows the frames: `adapt` is told how long after its session time each frame was
+    ready, and moves the delay toward the DELAY_PERCENTILE of the recent ones plus DELAY_MARGIN_S,
+    up at once (late frames would break the sync) and down slowly (DELAY_DOWN_S a frame, so the
+    sound is not rushed), never below `min_s`.
+    """
+
+    def __init__(self, delay_s: float, min_s: float = 0.0) -> None:
+        self.delay_s = max(delay_s, min_s)
+        self.min_s = min_s
         self.start: float | None = None
         self.started = asyncio.Event()
+        self._needed: deque[float] = deque(maxlen=DELAY_WINDOW)
+
+    def adapt(self, needed_s: float) -> None:
+        """A frame was ready `needed_s` after start + its time."""
+        self._needed.append(needed_s)
+        if len(self._needed) < DELAY_WINDOW // 4:
+            return
+        target = max(self.min_s, float(np.percentile(self._needed, DELAY_PERCENTILE)) + DELAY_MARGIN_S)
+        self.delay_s = target if target > self.delay_s else max(target, self.delay_s - DELAY_DOWN_S)
 
     def begin(self, now: float) -> None:
         if self.start is None:
@@ -285,7 +307,7 @@ class PeerSession:
         self.ctx = ctx
         self.shedder = shedder
         self.controls = controls
-        self.clock = MediaClock(config.webrtc_delay_s)
+        self.clock = MediaClock(config.webrtc_delay_s, config.webrtc_min_delay_s)
         self.speech = SpeechBuffer()
         self.video = AvatarTrack(self.clock, self._released)
         self.audio = SpeechTrack(self.clock, self.speech)
@@ -496,6 +518,7 @@ class PeerSession:
         now = time.monotonic()
         for item in outgoing:
             self.shedder.sent(now - item.due, now)
+            self.clock.adapt(self.clock.elapsed(now) - item.time)
             self.video.put(item)
         notice = self.shedder.update(now)
         if notice is not None:
@@ -641,7 +664,7 @@ class PeerSession:
     async def _interrupt(self) -> None:
         """Drop the sound received but not yet heard: not yet pushed, held back in the session
         (Session.interrupt), and pushed but not yet sent back. The frames already made still go:
-        they show at most `webrtc_delay_s` of lips closing on silence."""
+        they show at most the clock's delay of lips closing on silence."""
         self._pending.clear()
         self._pending_n = 0
         await self._in_worker(self.session.interrupt)
@@ -652,7 +675,7 @@ class PeerSession:
         if self._latencies:
             ms = sorted(x for _, x in self._latencies)
             self._send({"stats": {"latency_ms": round(1000 * ms[len(ms) // 2]), "frames": self.session.frames_out,
-                                  "skipped": self.video.skipped}})
+                                  "skipped": self.video.skipped, "delay_ms": round(1000 * self.clock.delay_s)}})
 
     def _send(self, message: dict[str, Any]) -> None:
         """To the peer on the data channel; held (a few) until the channel opens."""
