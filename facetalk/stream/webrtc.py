@@ -78,7 +78,7 @@ SKIP_LATE_S = 0.1
 DELAY_WINDOW = 50  # frames (2 s) the delay is judged over
 DELAY_PERCENTILE = 90
 DELAY_MARGIN_S = 0.01
-DELAY_DOWN_S = 0.001
+DELAY_DOWN_S = 0.002
 STATS_EVERY_S = 1.0  # the server's latency is sent on the data channel this often
 LATENCY_WINDOW_S = 2.0
 
