@@ -190,6 +190,11 @@ def _parser() -> argparse.ArgumentParser:
     srv.add_argument("--max-sessions", type=int, default=None, metavar="N",
                      help="live sessions at once; more are refused until one ends (default: as many as the "
                           "server measures at start-up that this machine serves in real time)")
+    srv.add_argument("--ice-server", action="append", default=[], metavar="URL",
+                     help="a STUN or TURN server for WebRTC, used by the server and the page (repeatable; e.g. "
+                          "turn:turn.example.org:3478): needed only where browsers reach the server through NAT")
+    srv.add_argument("--ice-username", default=None, help="with --ice-server: the TURN servers' username")
+    srv.add_argument("--ice-credential", default=None, help="with --ice-server: the TURN servers' password")
     ev = sub.add_parser("eval", help="measure lip-sync, motion, identity and image quality against real clips")
     ev.add_argument("--videos", required=True, help="folder of real talking-face videos (mp4, avi, mpg, ...)")
     ev.add_argument("--out", required=True, help="folder for report.json, report.md, plots and generated clips")
@@ -314,13 +319,19 @@ def _eval_reenact(args: argparse.Namespace) -> None:
 
 
 def _serve(args: argparse.Namespace) -> None:
-    from facetalk.stream.config import ServerConfig
+    from facetalk.stream.config import IceServer, ServerConfig
     from facetalk.stream.server import serve
 
     if not 0 < args.port < 65536:
         raise FacetalkError(f"--port must be within 1..65535, got {args.port}")
+    ice = []
+    for url in args.ice_server:
+        if not url.startswith(("stun:", "turn:", "turns:")):
+            raise FacetalkError(f"--ice-server must be a stun:, turn: or turns: URL, got {url!r}")
+        turn = url.startswith("turn")
+        ice.append(IceServer(url, args.ice_username if turn else None, args.ice_credential if turn else None))
     try:
-        config = ServerConfig(max_sessions=args.max_sessions)
+        config = ServerConfig(max_sessions=args.max_sessions, ice_servers=tuple(ice))
     except ValueError as exc:
         raise FacetalkError(str(exc).replace("max_sessions", "--max-sessions")) from None
     serve(args.host, args.port, config)

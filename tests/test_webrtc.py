@@ -335,3 +335,18 @@ def test_sessions_are_admitted_as_live_ones_and_closing_frees_the_slot(server) -
     assert running == MAX_SESSIONS
     assert refusal.startswith("503 the server is busy"), refusal
     assert wait_until(lambda: status(base)["live_sessions"] == 0)
+
+
+def test_the_page_gets_the_ice_servers_with_the_avatar(tmp_path: Path) -> None:
+    """Behind NAT both sides need the same TURN server: the one the server uses is handed out."""
+    from fastapi.testclient import TestClient
+
+    from facetalk.stream.config import IceServer
+
+    config = ServerConfig(warm=False, workdir=tmp_path, ice_servers=(
+        IceServer("stun:stun.example.org:3478"), IceServer("turn:turn.example.org:3478", "user", "secret")))
+    with TestClient(create_app(config)) as client:
+        avatar = client.get("/avatars/default").json()
+    assert avatar["webrtc"] == "/avatars/default/webrtc"
+    assert avatar["ice_servers"] == [{"urls": "stun:stun.example.org:3478"},
+                                     {"urls": "turn:turn.example.org:3478", "username": "user", "credential": "secret"}]
