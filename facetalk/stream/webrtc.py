@@ -44,7 +44,9 @@ import cv2
 import numpy as np
 from aiortc import (RTCConfiguration, RTCDataChannel, RTCIceServer, RTCPeerConnection, RTCRtpSender,
                     RTCSessionDescription)
+from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.utils import uint16_gt
 from av import AudioFrame, VideoFrame
 
 from facetalk.media._files import remove_quietly
@@ -433,7 +435,7 @@ class PeerSession:
         if track.kind == "audio":
             for transceiver in self.pc.getTransceivers():
                 if transceiver.receiver.track is track:
-                    _no_prefetch(transceiver.receiver)
+                    _no_hold(transceiver.receiver)
             self._spawn(self._read_sound(track))
 
     async def _read_sound(self, track: MediaStreamTrack) -> None:
@@ -726,14 +728,29 @@ def _reason(exc: Exception) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def _no_prefetch(receiver: Any) -> None:
-    """Let aiortc hand on each sound packet as soon as it is complete. Its audio jitter buffer holds
-    4 packets (80 ms) first, for a player's sake; the session needs no evenly paced sound, and those
-    80 ms would be added to every frame's latency. (A private attribute of aiortc 1.x: where it is
-    missing, the default stays and only the latency suffers; tests/test_webrtc.py checks it is there.)"""
-    buffer = getattr(receiver, "_RTCRtpReceiver__jitter_buffer", None)
-    if buffer is not None and hasattr(buffer, "_prefetch"):
-        buffer._prefetch = 0
+class InOrderPackets:
+    """An audio 'jitter buffer' that holds nothing: each RTP packet of sound (one whole Opus frame)
+    goes to the decoder as it arrives; one older than the last passed on (late, or a duplicate) is
+    dropped. aiortc's own buffer holds 4 packets first (80 ms, for a player's sake) and then each
+    packet until the next arrives (20 ms): the session needs no evenly paced sound, and those
+    100 ms would be added to every frame's latency."""
+
+    def __init__(self) -> None:
+        self._last: int | None = None
+
+    def add(self, packet: Any) -> tuple[bool, JitterFrame | None]:
+        if self._last is not None and not uint16_gt(packet.sequence_number, self._last):
+            return False, None
+        self._last = packet.sequence_number
+        return False, JitterFrame(data=packet._data, timestamp=packet.timestamp)
+
+
+def _no_hold(receiver: Any) -> None:
+    """Give an audio receiver an InOrderPackets buffer. (A private attribute of aiortc 1.x, which calls
+    only its `add`: where it is missing, aiortc's buffer stays and only the latency suffers;
+    tests/test_webrtc.py checks that it takes.)"""
+    if hasattr(receiver, "_RTCRtpReceiver__jitter_buffer"):
+        receiver._RTCRtpReceiver__jitter_buffer = InOrderPackets()
 
 
 def _vp8_first() -> list[Any]:
