@@ -1,0 +1,375 @@
+"""The avatar as a Pipecat video service: TTS audio in, talking-face frames out, each with its audio.
+
+    from facetalk.integrations.pipecat import FacetalkVideoService
+
+    avatar = FacetalkVideoService("me.jpg")            # or an Avatar, + controls=, fps=
+    pipeline = Pipeline([transport.input(), stt, user_agg, llm, tts, avatar, transport.output(),
+                         assistant_agg])
+    # transport: video_out_enabled=True, video_out_width=512, video_out_height=512,
+    #            video_out_framerate=25 (= fps)
+
+Like Pipecat's own avatar services (Simli, HeyGen, Tavus) it takes the `TTSAudioRawFrame`s, does
+not pass them on, and emits `OutputImageRawFrame`s together with the audio they show. Output
+transports pace images on their own clock and share no timestamps with the audio, so every image
+is marked `sync_with_audio` and followed by its slice of the speech (a `TTSAudioRawFrame` at the
+TTS's own rate, cut by frame time, never resampled back): the transport shows image i once the
+audio before it has played, and drops both together on an interruption.
+
+What the service does besides (see `FacetalkVideoService`): it renders in a worker thread, keeps
+the face alive with listening frames while the bot is silent (silence pushed at the pace of
+playback), ends a turn on `TTSStoppedFrame` (or when the TTS stalls), handles `InterruptionFrame`
+(`Session.interrupt`: the mouth closes, queued speech is dropped), and takes control changes
+(emotion, gaze...) from `ServiceUpdateSettingsFrame(delta=FacetalkVideoService.Settings(...))` or
+`set_controls`. Other frames pass through in their order relative to the speech.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+try:
+    from pipecat.frames.frames import (CancelFrame, EndFrame, Frame, InterruptionFrame, OutputImageRawFrame,
+                                       ServiceUpdateSettingsFrame, StartFrame, SystemFrame, TTSAudioRawFrame,
+                                       TTSStoppedFrame)
+    from pipecat.processors.frame_processor import FrameDirection
+    from pipecat.services.ai_service import AIService
+    from pipecat.services.settings import ServiceSettings
+    from pipecat.utils.types import NOT_GIVEN, NotGiven
+except ModuleNotFoundError as e:  # pragma: no cover - depends on the environment
+    raise ModuleNotFoundError(f'facetalk.integrations.pipecat needs Pipecat ({e.name} is missing): '
+                              f'pip install "facetalk[pipecat]"') from e
+
+from facetalk.api import Avatar
+from facetalk.integrations.timeline import PlayoutClock, SpeechSegment, frame_boundary
+from facetalk.media.audio import SAMPLE_RATE, PcmResampler
+from facetalk.motion.controls import Controls
+from facetalk.stream.session import LiveFrame, Session
+
+LOOKAHEAD_FRAMES = 1  # the session shows frame i once the audio of frame i + 1 is in (stream.session)
+STALL_S = 0.35  # a turn whose audio runs this far behind playback has ended (Pipecat's BOT_VAD_STOP_SECS)
+MAX_IDLE_CATCH_UP_S = 0.2  # idle silence further behind than this restarts the clock instead of a burst
+
+
+@dataclass
+class FacetalkVideoSettings(ServiceSettings):
+    """Settings changeable while the pipeline runs: the avatar's `Controls` (blended in over
+    stream.session.CONTROL_RAMP_S)."""
+
+    controls: Controls | NotGiven = field(default_factory=lambda: NOT_GIVEN)
+
+
+@dataclass(frozen=True)
+class _Speech:
+    frame: TTSAudioRawFrame
+
+
+@dataclass(frozen=True)
+class _Forward:
+    """A frame that must stay behind the speech queued before it (text, turn ends...)."""
+
+    frame: Frame
+    direction: FrameDirection
+
+
+@dataclass(frozen=True)
+class _SetControls:
+    controls: Controls
+
+
+class _Finish:
+    """EndFrame: render what is queued, flush the session, stop."""
+
+
+_Item = _Speech | _Forward | _SetControls | _Finish
+
+
+class FacetalkVideoService(AIService):
+    """A talking face for a Pipecat pipeline: put it after the TTS service, before the output.
+
+    Args:
+        avatar: an `Avatar`, or a portrait path (analysed once, ~0.3 s).
+        controls: the avatar's initial `Controls` (emotion, gaze, distance, seed...).
+        fps: frames per second; set the transport's `video_out_framerate` to the same.
+        idle: keep the face alive (listening: blinks, small motion) while the bot is silent.
+        watermark, label: as `Avatar.stream` (every frame carries the invisible mark by default).
+        settings: a `FacetalkVideoService.Settings` (its `controls` wins over `controls`).
+        **kwargs: passed to `AIService` (name, ...).
+    """
+
+    Settings = FacetalkVideoSettings
+    _settings: FacetalkVideoSettings
+
+    def __init__(self, avatar: Avatar | str | os.PathLike[str], *, controls: Controls = Controls(),
+                 fps: float = 25.0, idle: bool = True, watermark: bool = True, label: bool = False,
+                 settings: FacetalkVideoSettings | None = None, **kwargs: Any) -> None:
+        store = FacetalkVideoSettings(model=None, controls=controls)
+        if settings is not None:
+            store.apply_update(settings)
+        super().__init__(settings=store, **kwargs)
+        self._avatar = avatar if isinstance(avatar, Avatar) else Avatar.from_image(avatar)
+        self._fps = fps
+        self._idle = idle
+        self._marks = (watermark, label)
+        self._session: Session | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
+        self._pump_task: asyncio.Task | None = None
+        self._clock = PlayoutClock(fps)
+        self._segment: SpeechSegment | None = None  # the turn being spoken
+        self._resampler: PcmResampler | None = None  # the segment's rate -> 16 kHz, touched in the worker only
+        self._context_id: str | None = None
+        self._pushed = 0  # 16 kHz samples pushed into the session since it started
+
+    @property
+    def fps(self) -> float:
+        return self._fps
+
+    @property
+    def session(self) -> Session | None:
+        """The live session while the pipeline runs (read-only use: its `marks`, `frames_out`)."""
+        return self._session
+
+    async def set_controls(self, controls: Controls) -> None:
+        """Change the controls from the next frame rendered after the speech queued so far."""
+        await self._update_settings(FacetalkVideoSettings(controls=controls))
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self, frame: StartFrame) -> None:
+        await super().start(frame)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facetalk-render")
+        watermark, label = self._marks
+        self._session = self._avatar.stream(self._settings.controls, fps=self._fps, watermark=watermark,
+                                            label=label)
+
+    async def stop(self, frame: EndFrame) -> None:
+        """Render and send everything queued (the last words, the held-back frame), then stop."""
+        await super().stop(frame)
+        if self._pump_task is not None:
+            await self._queue.put(_Finish())
+            await self._pump_task
+            self._pump_task = None
+        self._shutdown()
+
+    async def cancel(self, frame: CancelFrame) -> None:
+        await super().cancel(frame)
+        await self._cancel_pump()
+        self._shutdown()
+
+    async def cleanup(self) -> None:
+        await super().cleanup()
+        await self._cancel_pump()
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+        self._session = None  # a render still running in the worker finishes unseen
+
+    async def _update_settings(self, delta: ServiceSettings) -> dict[str, Any]:
+        changed = await super()._update_settings(delta)
+        if "controls" in changed:
+            await self._queue.put(_SetControls(self._settings.controls))
+        return changed
+
+    # -- frames ------------------------------------------------------------------------------
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if direction == FrameDirection.UPSTREAM:
+            await self.push_frame(frame, direction)
+        elif isinstance(frame, StartFrame):
+            await self.push_frame(frame, direction)  # downstream sees StartFrame before any image
+            self._pump_task = self.create_task(self._pump())
+        elif isinstance(frame, TTSAudioRawFrame):
+            await self._queue.put(_Speech(frame))
+        elif isinstance(frame, InterruptionFrame):
+            await self._interrupt()
+            await self.push_frame(frame, direction)
+        elif isinstance(frame, ServiceUpdateSettingsFrame) and self._is_for_me(frame):
+            await self._update_settings(frame.delta)
+        elif isinstance(frame, (SystemFrame, EndFrame)):
+            await self.push_frame(frame, direction)  # EndFrame: stop() has sent everything before it
+        else:
+            await self._queue.put(_Forward(frame, direction))
+
+    def _is_for_me(self, frame: ServiceUpdateSettingsFrame) -> bool:
+        return (frame.service is None or frame.service is self) and isinstance(frame.delta, FacetalkVideoSettings)
+
+    # -- the pump: one task owns the session's timeline ---------------------------------------
+
+    async def _pump(self) -> None:
+        """Feeds the session in order: queued speech as fast as it renders, silence at the pace
+        of playback while nobody speaks; sends each frame with its audio."""
+        self._clock.anchor(self._pushed_frames())
+        while True:
+            try:  # queued work first: a clock that ran ahead of a busy CPU is no stall
+                item = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                try:
+                    item = await asyncio.wait_for(self._queue.get(), self._wait_s())
+                except TimeoutError:
+                    await self._on_time()
+                    continue
+            if isinstance(item, _Finish):
+                await self._end_segment()
+                await self._emit(await self._run(self._session_close))
+                return
+            try:
+                await self._handle(item)
+            except Exception as e:  # one bad frame must not freeze the face for the rest of the call
+                await self.push_error(error_msg=f"{self}: error rendering the avatar: {e}", exception=e)
+
+    async def _handle(self, item: _Item) -> None:
+        if isinstance(item, _Speech):
+            await self._on_speech(item.frame)
+        elif isinstance(item, _SetControls):
+            await self._run(self._session_set_controls, item.controls)
+        elif isinstance(item, _Forward):
+            if isinstance(item.frame, TTSStoppedFrame):
+                await self._end_segment()
+            await self.push_frame(item.frame, item.direction)
+
+    def _wait_s(self) -> float | None:
+        """How long the pump may wait for more speech before it must act on time."""
+        if self._segment is not None:  # speaking: until the turn has stalled
+            return self._clock.seconds_until(self._pushed_frames() + round(STALL_S * self._fps))
+        if not self._idle:
+            return None
+        return self._clock.seconds_until(self._pushed_frames() - LOOKAHEAD_FRAMES)
+
+    async def _on_time(self) -> None:
+        if self._segment is not None:
+            await self._end_segment()  # the TTS stalled: close the turn, listen meanwhile
+        if not self._idle:
+            return
+        due = self._clock.due()
+        behind = due + LOOKAHEAD_FRAMES + 1 - self._pushed_frames()
+        if behind > round(MAX_IDLE_CATCH_UP_S * self._fps):
+            self._clock.anchor(self._pushed_frames() - LOOKAHEAD_FRAMES - 1)  # lagged (busy CPU): no burst
+            behind = 1
+        if behind > 0:
+            await self._push_silence_to(self._pushed_frames() + behind)
+
+    async def _on_speech(self, frame: TTSAudioRawFrame) -> None:
+        seg = self._segment
+        if seg is not None and (seg.rate, seg.channels) != (frame.sample_rate, frame.num_channels):
+            await self._end_segment()
+            seg = None
+        if seg is None:
+            start = self._pushed_frames()
+            if self._clock.due() > start:  # nothing queued in the transport: this speech plays now
+                self._clock.anchor(start)
+            seg = self._segment = SpeechSegment(start, frame.sample_rate, frame.num_channels, self._fps)
+            self._resampler = PcmResampler(frame.sample_rate, SAMPLE_RATE)
+        self._context_id = frame.context_id
+        seg.add(frame.audio)
+        mono = np.frombuffer(frame.audio, "<i2").reshape(-1, frame.num_channels).mean(axis=1) / 32768.0
+        await self._emit(await self._run(self._push_speech, mono.astype(np.float32)))
+
+    async def _end_segment(self) -> None:
+        """Pad the turn to whole frames plus the lookahead, so its every frame goes out now."""
+        seg = self._segment
+        if seg is None:
+            return
+        tail = await self._run(self._flush_resampler)
+        end = seg.start + seg.frames_needed
+        out = await self._run(self._push_samples, tail, frame_boundary(end, SAMPLE_RATE, self._fps))
+        out += await self._run(self._push_samples, np.zeros(0, np.float32),
+                               frame_boundary(end + LOOKAHEAD_FRAMES, SAMPLE_RATE, self._fps))
+        await self._emit(out)
+        self._segment = None
+
+    async def _push_silence_to(self, frame: int) -> None:
+        target = frame_boundary(frame, SAMPLE_RATE, self._fps)
+        await self._emit(await self._run(self._push_samples, np.zeros(0, np.float32), target))
+
+    async def _emit(self, frames: list[LiveFrame]) -> None:
+        """Each image, then the speech it shows (none for listening frames)."""
+        seg = self._segment
+        for f in frames:
+            h, w = f.image.shape[:2]
+            image = OutputImageRawFrame(image=f.image.tobytes(), size=(w, h), format="RGB")
+            image.sync_with_audio = True  # shown once the audio before it has played
+            await self.push_frame(image)
+            audio = seg.slice(f.index) if seg is not None else b""
+            if audio:
+                await self.push_frame(TTSAudioRawFrame(audio=audio, sample_rate=seg.rate, num_channels=seg.channels,
+                                                       context_id=self._context_id))
+
+    def _pushed_frames(self) -> int:
+        """Whole frames of audio in the session so far."""
+        return int((self._pushed + 0.5) * self._fps // SAMPLE_RATE)  # boundaries are rounded samples
+
+    # -- interruptions ---------------------------------------------------------------------------
+
+    async def _interrupt(self) -> None:
+        """Drop the queued speech and what the session holds; the face returns to listening."""
+        await self._cancel_pump()
+        kept: list[_Item] = []
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if isinstance(item, _SetControls) or (isinstance(item, _Forward) and not item.frame.interruptible):
+                kept.append(item)
+        for item in kept:
+            self._queue.put_nowait(item)
+        if self._session is None:
+            return
+        await self._run(self._session_interrupt)
+        self._segment = None
+        self._resampler = None
+        self._pump_task = self.create_task(self._pump())  # anchors the clock: playback restarts now
+
+    async def _cancel_pump(self) -> None:
+        if self._pump_task is not None:
+            await self.cancel_task(self._pump_task)
+            self._pump_task = None
+
+    # -- the worker thread: every session call runs there, one at a time, in order ---------------
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        if self._executor is None:
+            raise RuntimeError(f"{self} is not running (no StartFrame yet, or stopped)")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def _push_speech(self, mono: np.ndarray) -> list[LiveFrame]:
+        if self._session is None or self._resampler is None:
+            return []
+        x = self._resampler.feed(mono)
+        self._pushed += len(x)
+        return self._session.push(x)
+
+    def _flush_resampler(self) -> np.ndarray:
+        tail = self._resampler.flush() if self._resampler is not None else np.zeros(0, np.float32)
+        self._resampler = None
+        return tail
+
+    def _push_samples(self, x: np.ndarray, pad_to: int) -> list[LiveFrame]:
+        """`x`, then silence up to sample `pad_to` of the session (nothing beyond what is there)."""
+        if self._session is None:
+            return []
+        pad = max(0, pad_to - self._pushed - len(x))
+        x = np.concatenate([x, np.zeros(pad, np.float32)])
+        if not len(x) or self._session.closed:
+            return []
+        self._pushed += len(x)
+        return self._session.push(x)
+
+    def _session_close(self) -> list[LiveFrame]:
+        return self._session.close() if self._session is not None and not self._session.closed else []
+
+    def _session_set_controls(self, controls: Controls) -> None:
+        if self._session is not None:
+            self._session.set_controls(controls)
+
+    def _session_interrupt(self) -> None:
+        if self._session is not None and not self._session.closed:
+            self._session.interrupt()
+            self._pushed = frame_boundary(self._session.frames_out, SAMPLE_RATE, self._fps)
