@@ -125,6 +125,8 @@ class FacetalkVideoService(AIService):
         self._resampler: PcmResampler | None = None  # the segment's rate -> 16 kHz, touched in the worker only
         self._context_id: str | None = None
         self._pushed = 0  # 16 kHz samples pushed into the session since it started
+        self._stopping = False
+        self._finished = asyncio.Event()
 
     @property
     def fps(self) -> float:
@@ -152,9 +154,10 @@ class FacetalkVideoService(AIService):
         """Render and send everything queued (the last words, the held-back frame), then stop."""
         await super().stop(frame)
         if self._pump_task is not None:
+            self._stopping = True
             await self._queue.put(_Finish())
-            await self._pump_task
-            self._pump_task = None
+            await self._finished.wait()  # an interruption meanwhile restarts the pump, _Finish kept
+        await self._cancel_pump()
         self._shutdown()
 
     async def cancel(self, frame: CancelFrame) -> None:
@@ -183,16 +186,16 @@ class FacetalkVideoService(AIService):
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
-        if direction == FrameDirection.UPSTREAM:
+        if isinstance(frame, InterruptionFrame):  # from upstream (the user spoke) or a broadcast below
+            await self._interrupt()
+            await self.push_frame(frame, direction)
+        elif direction == FrameDirection.UPSTREAM:
             await self.push_frame(frame, direction)
         elif isinstance(frame, StartFrame):
             await self.push_frame(frame, direction)  # downstream sees StartFrame before any image
             self._pump_task = self.create_task(self._pump())
         elif isinstance(frame, TTSAudioRawFrame):
             await self._queue.put(_Speech(frame))
-        elif isinstance(frame, InterruptionFrame):
-            await self._interrupt()
-            await self.push_frame(frame, direction)
         elif isinstance(frame, ServiceUpdateSettingsFrame) and self._is_for_me(frame):
             await self._update_settings(frame.delta)
         elif isinstance(frame, (SystemFrame, EndFrame)):
@@ -221,6 +224,7 @@ class FacetalkVideoService(AIService):
             if isinstance(item, _Finish):
                 await self._end_segment()
                 await self._emit(await self._run(self._session_close))
+                self._finished.set()
                 return
             try:
                 await self._handle(item)
@@ -318,6 +322,8 @@ class FacetalkVideoService(AIService):
             item = self._queue.get_nowait()
             if isinstance(item, _SetControls) or (isinstance(item, _Forward) and not item.frame.interruptible):
                 kept.append(item)
+        if self._stopping:
+            kept.append(_Finish())  # the EndFrame waits for the pump to finish
         for item in kept:
             self._queue.put_nowait(item)
         if self._session is None:

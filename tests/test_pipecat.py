@@ -1,0 +1,201 @@
+"""The avatar as a Pipecat video service, run through Pipecat's own test pipeline (run_test): TTS
+audio in, every image out with its slice of that audio, listening frames in silences, interruptions.
+
+Skipped where Pipecat is not installed (`pip install "facetalk[pipecat]"`; `make test` installs it).
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facetalk.integrations.timeline import PlayoutClock, SpeechSegment
+
+PACKAGE = Path(__file__).resolve().parents[1] / "facetalk"
+TTS_RATE, FPS = 24000, 25.0
+PER_FRAME = int(TTS_RATE / FPS)  # 960 samples of TTS audio per video frame
+
+
+# -- the timeline (no Pipecat needed) --------------------------------------------------------------
+
+@pytest.mark.parametrize("rate, fps, channels", [(24000, 25.0, 1), (22050, 30.0, 1), (44100, 25.0, 2)])
+def test_segment_slices_are_contiguous_and_add_up(rate: int, fps: float, channels: int) -> None:
+    rng = np.random.default_rng(0)
+    audio = rng.integers(-30000, 30000, (rate * 2 + 123) * channels).astype("<i2").tobytes()
+    seg = SpeechSegment(start=7, rate=rate, channels=channels, fps=fps)
+    cuts = np.cumsum(rng.integers(100, 2000, 200)) * 2 * channels
+    for a, b in zip(np.r_[0, cuts], cuts):
+        seg.add(audio[a:b])
+        if b >= len(audio):
+            break
+    assert seg.samples * 2 * channels == len(audio)
+    assert seg.slice(3) == b""  # before the segment: a listening frame
+    frames = range(7, 7 + seg.frames_needed)
+    slices = [seg.slice(i) for i in frames]
+    assert b"".join(slices) == audio
+    lengths = {len(s) // (2 * channels) for s in slices[:-1]}
+    assert lengths <= {int(rate / fps), int(rate / fps) + 1}  # one frame period each
+    assert seg.slice(7 + seg.frames_needed) == b""
+
+
+def test_segment_rejects_partial_samples() -> None:
+    with pytest.raises(ValueError, match="whole int16 samples"):
+        SpeechSegment(0, 24000, 2, 25.0).add(b"\x00" * 6)
+
+
+def test_playout_clock_counts_frames_from_its_anchor() -> None:
+    now = [100.0]
+    clock = PlayoutClock(25.0, now=lambda: now[0])
+    clock.anchor(10)
+    assert clock.due() == 10 and clock.seconds_until(12) == pytest.approx(0.08)
+    now[0] += 0.1
+    assert clock.due() == 12 and clock.seconds_until(11) == 0.0
+
+
+def test_the_core_never_imports_integrations() -> None:
+    bad = []
+    for path in PACKAGE.rglob("*.py"):
+        if "integrations" in path.relative_to(PACKAGE).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            bad += [f"{path.name}: {n}" for n in names if n.startswith("facetalk.integrations")]
+    assert not bad
+
+
+def test_without_pipecat_the_import_says_what_to_install() -> None:
+    code = "import sys; sys.modules['pipecat'] = None\nimport facetalk.integrations.pipecat"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=PACKAGE.parent)
+    assert out.returncode != 0
+    assert 'pip install "facetalk[pipecat]"' in out.stderr.strip().splitlines()[-1]
+
+
+# -- the service in a Pipecat pipeline ---------------------------------------------------------------
+
+pipecat = pytest.importorskip("pipecat", reason='Pipecat not installed: pip install "facetalk[pipecat]"')
+
+from pipecat.frames.frames import (InterruptionFrame, OutputImageRawFrame, ServiceUpdateSettingsFrame,  # noqa: E402
+                                   TTSAudioRawFrame, TTSStartedFrame, TTSStoppedFrame)
+from pipecat.tests.utils import SleepFrame, run_test  # noqa: E402
+
+from facetalk.api import Avatar  # noqa: E402
+from facetalk.integrations.pipecat import FacetalkVideoService  # noqa: E402
+from facetalk.media.audio import PcmResampler  # noqa: E402
+from facetalk.motion.controls import Controls  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def avatar(rig, portrait: np.ndarray) -> Avatar:
+    return Avatar(rig, np.array(portrait))
+
+
+@pytest.fixture(scope="module")
+def speech24(voice: np.ndarray) -> bytes:
+    """3 s of the built-in voice as a TTS would send it: int16 at 24 kHz."""
+    x = PcmResampler(16000, TTS_RATE).feed(voice[: 3 * 16000])
+    return np.round(np.clip(x, -1, 1) * 32767).astype("<i2").tobytes()
+
+
+def tts_frames(pcm: bytes) -> list[TTSAudioRawFrame]:
+    """The speech in chunks of 20, 30 and 40 ms in turn, as streaming TTS services send it."""
+    out, i = [], 0
+    while i < len(pcm):
+        n = 2 * PER_FRAME * (2 + len(out) % 3) // 4
+        out.append(TTSAudioRawFrame(pcm[i:i + n], TTS_RATE, 1))
+        i += n
+    return out
+
+
+def run(processor, frames: list) -> list:
+    down, _ = asyncio.run(run_test(processor, frames_to_send=frames))
+    return list(down)
+
+
+def images_with_audio(down: list) -> list[tuple[OutputImageRawFrame, TTSAudioRawFrame | None]]:
+    """Each image with the audio frame right after it, if any."""
+    out = []
+    for i, f in enumerate(down):
+        if isinstance(f, OutputImageRawFrame):
+            nxt = down[i + 1] if i + 1 < len(down) else None
+            out.append((f, nxt if isinstance(nxt, TTSAudioRawFrame) else None))
+    return out
+
+
+def pixels(image: OutputImageRawFrame) -> np.ndarray:
+    w, h = image.size
+    return np.frombuffer(image.image, np.uint8).reshape(h, w, 3)
+
+
+def mouth_openings(images: list[OutputImageRawFrame]) -> np.ndarray:
+    """Inner-lip gap over the eye-corner distance, from MediaPipe's landmarks of each image."""
+    from facetalk.face.track import FaceTracker
+
+    out = []
+    with FaceTracker() as tracker:
+        for image in images:
+            lm = tracker.process(pixels(image))
+            assert lm is not None, "no face found in an avatar frame"
+            out.append(np.linalg.norm(lm[13, :2] - lm[14, :2]) / np.linalg.norm(lm[33, :2] - lm[263, :2]))
+    return np.array(out)
+
+
+def test_every_image_goes_out_with_its_slice_of_the_speech(avatar: Avatar, speech24: bytes) -> None:
+    service = FacetalkVideoService(avatar, fps=FPS, idle=False)
+    down = run(service, [TTSStartedFrame(), *tts_frames(speech24), TTSStoppedFrame()])
+
+    assert isinstance(down[0], TTSStartedFrame)
+    stopped = next(i for i, f in enumerate(down) if isinstance(f, TTSStoppedFrame))
+    pairs = images_with_audio(down[:stopped])
+    assert all(isinstance(f, (OutputImageRawFrame, TTSAudioRawFrame)) for f in down[1:stopped])
+    # One image per frame period, each followed by its 40 ms of speech (the last one shorter).
+    n_frames = -(-len(speech24) // (2 * PER_FRAME))
+    assert len(pairs) == n_frames and all(a is not None for _, a in pairs)
+    audio = [a for _, a in pairs]
+    assert all(a.sample_rate == TTS_RATE and a.num_channels == 1 for a in audio)
+    assert all(len(a.audio) == 2 * PER_FRAME for a in audio[:-1])
+    assert b"".join(a.audio for a in audio) == speech24  # contiguous, in order, nothing lost or added
+    assert not any(isinstance(f, TTSAudioRawFrame) for f in down[stopped:])
+    # Images: 512² RGB, shown in step with the audio; the mouth moves with the speech.
+    images = [im for im, _ in pairs]
+    assert all(im.size == (512, 512) and im.format == "RGB" and len(im.image) == 512 * 512 * 3 for im in images)
+    assert all(im.sync_with_audio for im in images)
+    opening = mouth_openings(images)
+    assert opening.max() - opening.min() > 0.08, opening.round(3)
+    assert np.mean(np.diff(opening) != 0) > 0.5  # it keeps moving, not a few jumps
+
+
+def test_listening_frames_while_the_bot_is_silent(avatar: Avatar) -> None:
+    service = FacetalkVideoService(avatar, fps=FPS)
+    t0 = time.monotonic()
+    down = run(service, [SleepFrame(0.6)])
+    elapsed = time.monotonic() - t0
+    images = [f for f in down if isinstance(f, OutputImageRawFrame)]
+    assert not any(isinstance(f, TTSAudioRawFrame) for f in down)  # listening frames carry no sound
+    assert len(images) >= 5  # the face does not freeze (~15 expected in 0.6 s)
+    assert len(images) <= elapsed * FPS + 3  # paced like playback, not rendered ahead
+    assert all(im.size == (512, 512) and im.sync_with_audio for im in images)
+
+
+def test_controls_change_through_a_settings_frame(avatar: Avatar, speech24: bytes) -> None:
+    speech = [TTSStartedFrame(), *tts_frames(speech24[: 2 * TTS_RATE * 2]), TTSStoppedFrame()]
+    plain = FacetalkVideoService(avatar, fps=FPS, idle=False, watermark=False)
+    happy = FacetalkVideoService(avatar, fps=FPS, idle=False, watermark=False)
+    update = ServiceUpdateSettingsFrame(delta=FacetalkVideoService.Settings(controls=Controls(emotion="happy:1")),
+                                        service=happy)
+    a = [im for im, _ in images_with_audio(run(plain, speech))]
+    b = [im for im, _ in images_with_audio(run(happy, [update, *speech]))]
+    assert happy.settings.controls.emotion == "happy:1" and plain.settings.controls.emotion == "neutral"
+    assert len(a) == len(b)
+    assert a[0].image == b[0].image  # the change blends in from the next frame on
+    late = np.abs(pixels(a[-5]).astype(int) - pixels(b[-5]).astype(int)).mean()
+    assert late > 1.0  # a smile, well after the 0.3 s ramp
+
