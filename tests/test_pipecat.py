@@ -85,6 +85,8 @@ pipecat = pytest.importorskip("pipecat", reason='Pipecat not installed: pip inst
 
 from pipecat.frames.frames import (InterruptionFrame, OutputImageRawFrame, ServiceUpdateSettingsFrame,  # noqa: E402
                                    TTSAudioRawFrame, TTSStartedFrame, TTSStoppedFrame)
+from pipecat.pipeline.pipeline import Pipeline  # noqa: E402
+from pipecat.processors.frame_processor import FrameProcessor  # noqa: E402
 from pipecat.tests.utils import SleepFrame, run_test  # noqa: E402
 
 from facetalk.api import Avatar  # noqa: E402
@@ -199,3 +201,49 @@ def test_controls_change_through_a_settings_frame(avatar: Avatar, speech24: byte
     late = np.abs(pixels(a[-5]).astype(int) - pixels(b[-5]).astype(int)).mean()
     assert late > 1.0  # a smile, well after the 0.3 s ramp
 
+
+
+class BargeIn(FrameProcessor):
+    """Stands where the user aggregator does (upstream of the avatar): interrupts when told."""
+
+    async def process_frame(self, frame, direction) -> None:
+        await super().process_frame(frame, direction)
+        await self.push_frame(frame, direction)
+
+
+class InterruptAfter(FrameProcessor):
+    """Below the avatar: once `n` frames of speech have gone out, the user starts talking."""
+
+    def __init__(self, n: int, barge_in: BargeIn) -> None:
+        super().__init__()
+        self._left, self._barge_in = n, barge_in
+
+    async def process_frame(self, frame, direction) -> None:
+        await super().process_frame(frame, direction)
+        await self.push_frame(frame, direction)
+        if isinstance(frame, TTSAudioRawFrame):
+            self._left -= 1
+            if self._left == 0:
+                await self._barge_in.broadcast_interruption()
+
+
+def test_an_interruption_drops_the_queued_speech_and_closes_the_mouth(avatar: Avatar, speech24: bytes) -> None:
+    service = FacetalkVideoService(avatar, fps=FPS)
+    barge_in = BargeIn()
+    pipeline = Pipeline([barge_in, service, InterruptAfter(12, barge_in)])
+    down = run(pipeline, [TTSStartedFrame(), *tts_frames(speech24), TTSStoppedFrame(), SleepFrame(1.0)])
+
+    cut = next(i for i, f in enumerate(down) if isinstance(f, InterruptionFrame))
+    before, after = down[:cut], down[cut + 1:]
+    spoken = b"".join(f.audio for f in before if isinstance(f, TTSAudioRawFrame))
+    assert speech24.startswith(spoken) and 12 * 2 * PER_FRAME <= len(spoken) < len(speech24) // 2
+    assert not any(isinstance(f, (TTSAudioRawFrame, TTSStoppedFrame)) for f in after)  # the rest is dropped
+    listening = [f for f in after if isinstance(f, OutputImageRawFrame)]
+    assert len(listening) >= 6  # the face goes on (~20 frames in the second after)
+    # Mouth: open while speaking, closed from 100 ms after the interruption on.
+    speaking = [im for im, a in images_with_audio(before) if a is not None]
+    open_ = mouth_openings(speaking)
+    closing = mouth_openings(listening)
+    assert open_.max() > 0.08
+    settled = closing[int(np.ceil(0.1 * FPS)):]
+    assert settled.max() < 0.03, closing.round(3)

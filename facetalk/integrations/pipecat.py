@@ -54,6 +54,7 @@ from facetalk.stream.session import LiveFrame, Session
 LOOKAHEAD_FRAMES = 1  # the session shows frame i once the audio of frame i + 1 is in (stream.session)
 STALL_S = 0.35  # a turn whose audio runs this far behind playback has ended (Pipecat's BOT_VAD_STOP_SECS)
 MAX_IDLE_CATCH_UP_S = 0.2  # idle silence further behind than this restarts the clock instead of a burst
+WARM_S = 0.4  # faint noise through a throw-away session at start: first-use costs (~1.5 s) not on the first words
 
 
 @dataclass
@@ -149,6 +150,7 @@ class FacetalkVideoService(AIService):
         watermark, label = self._marks
         self._session = self._avatar.stream(self._settings.controls, fps=self._fps, watermark=watermark,
                                             label=label)
+        self._executor.submit(self._warm_up)  # runs before any push: the worker takes one job at a time
 
     async def stop(self, frame: EndFrame) -> None:
         """Render and send everything queued (the last words, the held-back frame), then stop."""
@@ -328,10 +330,12 @@ class FacetalkVideoService(AIService):
             self._queue.put_nowait(item)
         if self._session is None:
             return
-        await self._run(self._session_interrupt)
-        self._segment = None
-        self._resampler = None
-        self._pump_task = self.create_task(self._pump())  # anchors the clock: playback restarts now
+        try:
+            await self._run(self._session_interrupt)
+        finally:  # whatever happened, the face goes on
+            self._segment = None
+            self._resampler = None
+            self._pump_task = self.create_task(self._pump())  # anchors the clock: playback restarts now
 
     async def _cancel_pump(self) -> None:
         if self._pump_task is not None:
@@ -344,6 +348,11 @@ class FacetalkVideoService(AIService):
         if self._executor is None:
             raise RuntimeError(f"{self} is not running (no StartFrame yet, or stopped)")
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def _warm_up(self) -> None:
+        noise = np.random.default_rng(0).standard_normal(int(WARM_S * SAMPLE_RATE)) * 1e-3
+        with self._avatar.stream(fps=self._fps, watermark=False) as session:
+            session.push(noise.astype(np.float32))
 
     def _push_speech(self, mono: np.ndarray) -> list[LiveFrame]:
         if self._session is None or self._resampler is None:
