@@ -83,11 +83,11 @@ def test_without_pipecat_the_import_says_what_to_install() -> None:
 
 pipecat = pytest.importorskip("pipecat", reason='Pipecat not installed: pip install "facetalk[pipecat]"')
 
-from pipecat.frames.frames import (InterruptionFrame, OutputImageRawFrame, ServiceUpdateSettingsFrame,  # noqa: E402
-                                   TTSAudioRawFrame, TTSStartedFrame, TTSStoppedFrame)
+from pipecat.frames.frames import (EndWorkerFrame, InterruptionFrame, OutputImageRawFrame,  # noqa: E402
+                                   ServiceUpdateSettingsFrame, TTSAudioRawFrame, TTSStartedFrame, TTSStoppedFrame)
 from pipecat.pipeline.pipeline import Pipeline  # noqa: E402
-from pipecat.processors.frame_processor import FrameProcessor  # noqa: E402
-from pipecat.tests.utils import SleepFrame, run_test  # noqa: E402
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor  # noqa: E402
+from pipecat.tests.utils import run_test  # noqa: E402
 
 from facetalk.api import Avatar  # noqa: E402
 from facetalk.integrations.pipecat import FacetalkVideoService  # noqa: E402
@@ -120,9 +120,43 @@ def tts_frames(pcm: bytes) -> list[TTSAudioRawFrame]:
     return out
 
 
-def run(processor, frames: list) -> list:
-    down, _ = asyncio.run(run_test(processor, frames_to_send=frames))
+def run(processor, frames: list, end: bool = True) -> list:
+    """The frames that came out, in order. end=False: the pipeline ends when a `Call` hangs up."""
+    down, _ = asyncio.run(asyncio.wait_for(run_test(processor, frames_to_send=frames, send_end_frame=end), 60))
     return list(down)
+
+
+class BargeIn(FrameProcessor):
+    """Where the user aggregator stands (upstream of the avatar): interrupts when the user talks."""
+
+    async def process_frame(self, frame, direction) -> None:
+        await super().process_frame(frame, direction)
+        await self.push_frame(frame, direction)
+
+
+class Call(FrameProcessor):
+    """The user's side of a call, below the avatar: after `talk_after` frames of the bot's speech the
+    user talks over it (through `barge_in`); `hang_up_after` images later (counted from the
+    interruption, or from the start) the call ends (EndWorkerFrame: the pipeline flushes and stops).
+    Driven by the frames, not by timers."""
+
+    def __init__(self, hang_up_after: int, talk_after: int | None = None, barge_in: BargeIn | None = None) -> None:
+        super().__init__()
+        self._talk_after, self._hang_up_after, self._barge_in = talk_after, hang_up_after, barge_in
+        self._listening = talk_after is None
+
+    async def process_frame(self, frame, direction) -> None:
+        await super().process_frame(frame, direction)
+        await self.push_frame(frame, direction)
+        if isinstance(frame, TTSAudioRawFrame) and self._talk_after is not None and not self._listening:
+            self._talk_after -= 1
+            if self._talk_after == 0:
+                self._listening = True
+                await self._barge_in.broadcast_interruption()
+        elif isinstance(frame, OutputImageRawFrame) and self._listening:
+            self._hang_up_after -= 1
+            if self._hang_up_after == 0:
+                await self.push_frame(EndWorkerFrame(), FrameDirection.UPSTREAM)
 
 
 def images_with_audio(down: list) -> list[tuple[OutputImageRawFrame, TTSAudioRawFrame | None]]:
@@ -181,13 +215,14 @@ def test_every_image_goes_out_with_its_slice_of_the_speech(avatar: Avatar, speec
 def test_listening_frames_while_the_bot_is_silent(avatar: Avatar) -> None:
     service = FacetalkVideoService(avatar, fps=FPS)
     t0 = time.monotonic()
-    down = run(service, [SleepFrame(0.6)])
+    down = run(Pipeline([service, Call(hang_up_after=10)]), [], end=False)
     elapsed = time.monotonic() - t0
     images = [f for f in down if isinstance(f, OutputImageRawFrame)]
     assert not any(isinstance(f, TTSAudioRawFrame) for f in down)  # listening frames carry no sound
-    assert len(images) >= 5  # the face does not freeze (~15 expected in 0.6 s)
-    assert len(images) <= elapsed * FPS + 3  # paced like playback, not rendered ahead
+    assert len(images) >= 10  # the face does not freeze
+    assert len(images) <= elapsed * FPS + 3  # paced like playback, not rendered ahead of it
     assert all(im.size == (512, 512) and im.sync_with_audio for im in images)
+    assert len({im.image for im in images}) > 1  # it blinks and moves a little
 
 
 def test_controls_change_through_a_settings_frame(avatar: Avatar, speech24: bytes) -> None:
@@ -206,35 +241,12 @@ def test_controls_change_through_a_settings_frame(avatar: Avatar, speech24: byte
 
 
 
-class BargeIn(FrameProcessor):
-    """Stands where the user aggregator does (upstream of the avatar): interrupts when told."""
-
-    async def process_frame(self, frame, direction) -> None:
-        await super().process_frame(frame, direction)
-        await self.push_frame(frame, direction)
-
-
-class InterruptAfter(FrameProcessor):
-    """Below the avatar: once `n` frames of speech have gone out, the user starts talking."""
-
-    def __init__(self, n: int, barge_in: BargeIn) -> None:
-        super().__init__()
-        self._left, self._barge_in = n, barge_in
-
-    async def process_frame(self, frame, direction) -> None:
-        await super().process_frame(frame, direction)
-        await self.push_frame(frame, direction)
-        if isinstance(frame, TTSAudioRawFrame):
-            self._left -= 1
-            if self._left == 0:
-                await self._barge_in.broadcast_interruption()
-
-
 def test_an_interruption_drops_the_queued_speech_and_closes_the_mouth(avatar: Avatar, speech24: bytes) -> None:
     service = FacetalkVideoService(avatar, fps=FPS)
     barge_in = BargeIn()
-    pipeline = Pipeline([barge_in, service, InterruptAfter(12, barge_in)])
-    down = run(pipeline, [TTSStartedFrame(), *tts_frames(speech24), TTSStoppedFrame(), SleepFrame(1.0)])
+    call = Call(hang_up_after=12, talk_after=12, barge_in=barge_in)
+    down = run(Pipeline([barge_in, service, call]), [TTSStartedFrame(), *tts_frames(speech24), TTSStoppedFrame()],
+               end=False)
 
     cut = next(i for i, f in enumerate(down) if isinstance(f, InterruptionFrame))
     before, after = down[:cut], down[cut + 1:]
@@ -242,11 +254,9 @@ def test_an_interruption_drops_the_queued_speech_and_closes_the_mouth(avatar: Av
     assert speech24.startswith(spoken) and 12 * 2 * PER_FRAME <= len(spoken) < len(speech24) // 2
     assert not any(isinstance(f, (TTSAudioRawFrame, TTSStoppedFrame)) for f in after)  # the rest is dropped
     listening = [f for f in after if isinstance(f, OutputImageRawFrame)]
-    assert len(listening) >= 6  # the face goes on (~20 frames in the second after)
-    # Mouth: open while speaking, closed from 100 ms after the interruption on.
-    speaking = [im for im, a in images_with_audio(before) if a is not None]
-    open_ = mouth_openings(speaking)
+    assert len(listening) >= 12  # the face goes on
+    # The mouth: open in the speech, shut from 100 ms after the interruption on (frame k shows t = k/fps).
+    opening = mouth_openings([im for im, a in images_with_audio(before) if a is not None])
     closing = mouth_openings(listening)
-    assert open_.max() > 0.08
-    settled = closing[int(np.ceil(0.1 * FPS)):]
-    assert settled.max() < 0.03, closing.round(3)
+    assert opening[-1] > 0.05  # it was cut off with its mouth open
+    assert closing[int(np.ceil(0.1 * FPS)):].max() < 0.03, closing.round(3)

@@ -189,13 +189,16 @@ class FacetalkVideoService(AIService):
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
         if isinstance(frame, InterruptionFrame):  # from upstream (the user spoke) or a broadcast below
-            await self._interrupt()
-            await self.push_frame(frame, direction)
+            try:
+                await self._interrupt()
+            finally:  # whatever happened, the face goes on; its next frames follow the interruption
+                await self.push_frame(frame, direction)
+                self._start_pump()
         elif direction == FrameDirection.UPSTREAM:
             await self.push_frame(frame, direction)
         elif isinstance(frame, StartFrame):
             await self.push_frame(frame, direction)  # downstream sees StartFrame before any image
-            self._pump_task = self.create_task(self._pump())
+            self._start_pump()
         elif isinstance(frame, TTSAudioRawFrame):
             await self._queue.put(_Speech(frame))
         elif isinstance(frame, ServiceUpdateSettingsFrame) and self._is_for_me(frame):
@@ -271,6 +274,9 @@ class FacetalkVideoService(AIService):
             seg = None
         if seg is None:
             start = self._pushed_frames()
+            if frame_boundary(start, SAMPLE_RATE, self._fps) < self._pushed:  # mid-frame (after an interruption)
+                start += 1
+                await self._push_silence_to(start)  # speech starts on a frame boundary
             if self._clock.due() > start:  # nothing queued in the transport: this speech plays now
                 self._clock.anchor(start)
             seg = self._segment = SpeechSegment(start, frame.sample_rate, frame.num_channels, self._fps)
@@ -328,14 +334,14 @@ class FacetalkVideoService(AIService):
             kept.append(_Finish())  # the EndFrame waits for the pump to finish
         for item in kept:
             self._queue.put_nowait(item)
-        if self._session is None:
-            return
-        try:
+        self._segment = None
+        if self._session is not None:
             await self._run(self._session_interrupt)
-        finally:  # whatever happened, the face goes on
-            self._segment = None
-            self._resampler = None
-            self._pump_task = self.create_task(self._pump())  # anchors the clock: playback restarts now
+
+    def _start_pump(self) -> None:
+        """(Re)start feeding the session; the clock restarts: whatever the transport held is gone."""
+        if self._pump_task is None and self._session is not None:
+            self._pump_task = self.create_task(self._pump())
 
     async def _cancel_pump(self) -> None:
         if self._pump_task is not None:
@@ -385,6 +391,6 @@ class FacetalkVideoService(AIService):
             self._session.set_controls(controls)
 
     def _session_interrupt(self) -> None:
+        self._resampler = None  # the rest of that turn's sound is gone, its filter state with it
         if self._session is not None and not self._session.closed:
-            self._session.interrupt()
-            self._pushed = frame_boundary(self._session.frames_out, SAMPLE_RATE, self._fps)
+            self._session.interrupt()  # its clock runs on: the frames held back show silence
