@@ -103,19 +103,23 @@ def avatar(rig, portrait: np.ndarray) -> Avatar:
     return face
 
 
-@pytest.fixture(scope="module")
-def speech24(voice: np.ndarray) -> bytes:
-    """3 s of the built-in voice as a TTS would send it: int16 at 24 kHz."""
-    x = PcmResampler(16000, TTS_RATE).feed(voice[: 3 * 16000])
+def tts_speech(voice: np.ndarray, rate: int = TTS_RATE, seconds: float = 3.0) -> bytes:
+    """The built-in voice as a TTS would send it: int16 at `rate`."""
+    x = PcmResampler(16000, rate).feed(voice[: int(seconds * 16000)])
     return np.round(np.clip(x, -1, 1) * 32767).astype("<i2").tobytes()
 
 
-def tts_frames(pcm: bytes) -> list[TTSAudioRawFrame]:
+@pytest.fixture(scope="module")
+def speech24(voice: np.ndarray) -> bytes:
+    return tts_speech(voice)
+
+
+def tts_frames(pcm: bytes, rate: int = TTS_RATE) -> list[TTSAudioRawFrame]:
     """The speech in chunks of 20, 30 and 40 ms in turn, as streaming TTS services send it."""
     out, i = [], 0
     while i < len(pcm):
-        n = 2 * PER_FRAME * (2 + len(out) % 3) // 4
-        out.append(TTSAudioRawFrame(pcm[i:i + n], TTS_RATE, 1))
+        n = 2 * (rate // 100) * (2 + len(out) % 3)
+        out.append(TTSAudioRawFrame(pcm[i:i + n], rate, 1))
         i += n
     return out
 
@@ -137,18 +141,23 @@ class BargeIn(FrameProcessor):
 class Call(FrameProcessor):
     """The user's side of a call, below the avatar: after `talk_after` frames of the bot's speech the
     user talks over it (through `barge_in`); `hang_up_after` images later (counted from the
-    interruption, or from the start) the call ends (EndWorkerFrame: the pipeline flushes and stops).
+    interruption, after `heard` bytes of speech, or from the start) the call ends (EndWorkerFrame: the pipeline flushes and stops).
     Driven by the frames, not by timers."""
 
-    def __init__(self, hang_up_after: int, talk_after: int | None = None, barge_in: BargeIn | None = None) -> None:
+    def __init__(self, hang_up_after: int, talk_after: int | None = None, barge_in: BargeIn | None = None,
+                 heard: int = 0) -> None:
         super().__init__()
         self._talk_after, self._hang_up_after, self._barge_in = talk_after, hang_up_after, barge_in
-        self._listening = talk_after is None
+        self._heard = heard  # bytes of speech to hear before counting (without talking over it)
+        self._listening = talk_after is None and heard == 0
 
     async def process_frame(self, frame, direction) -> None:
         await super().process_frame(frame, direction)
         await self.push_frame(frame, direction)
-        if isinstance(frame, TTSAudioRawFrame) and self._talk_after is not None and not self._listening:
+        if isinstance(frame, TTSAudioRawFrame) and self._heard > 0:
+            self._heard -= len(frame.audio)
+            self._listening = self._heard <= 0
+        elif isinstance(frame, TTSAudioRawFrame) and self._talk_after is not None and not self._listening:
             self._talk_after -= 1
             if self._talk_after == 0:
                 self._listening = True
@@ -187,21 +196,24 @@ def mouth_openings(images: list[OutputImageRawFrame]) -> np.ndarray:
     return np.array(out)
 
 
-def test_every_image_goes_out_with_its_slice_of_the_speech(avatar: Avatar, speech24: bytes) -> None:
-    service = FacetalkVideoService(avatar, fps=FPS, idle=False)
-    down = run(service, [TTSStartedFrame(), *tts_frames(speech24), TTSStoppedFrame()])
+@pytest.mark.parametrize("rate, fps, seconds", [(24000, 25.0, 3.0), (22050, 30.0, 2.0)])
+def test_every_image_goes_out_with_its_slice_of_the_speech(avatar: Avatar, voice: np.ndarray, rate: int,
+                                                           fps: float, seconds: float) -> None:
+    speech = tts_speech(voice, rate, seconds)
+    service = FacetalkVideoService(avatar, fps=fps, idle=False)
+    down = run(service, [TTSStartedFrame(), *tts_frames(speech, rate), TTSStoppedFrame()])
 
     assert isinstance(down[0], TTSStartedFrame)
     stopped = next(i for i, f in enumerate(down) if isinstance(f, TTSStoppedFrame))
     pairs = images_with_audio(down[:stopped])
     assert all(isinstance(f, (OutputImageRawFrame, TTSAudioRawFrame)) for f in down[1:stopped])
-    # One image per frame period, each followed by its 40 ms of speech (the last one shorter).
-    n_frames = -(-len(speech24) // (2 * PER_FRAME))
-    assert len(pairs) == n_frames and all(a is not None for _, a in pairs)
+    # One image per frame period, each followed by its 1/fps s of speech (the last one shorter).
+    per_frame = int(rate / fps)
+    assert len(pairs) == -(-len(speech) // (2 * per_frame)) and all(a is not None for _, a in pairs)
     audio = [a for _, a in pairs]
-    assert all(a.sample_rate == TTS_RATE and a.num_channels == 1 for a in audio)
-    assert all(len(a.audio) == 2 * PER_FRAME for a in audio[:-1])
-    assert b"".join(a.audio for a in audio) == speech24  # contiguous, in order, nothing lost or added
+    assert all(a.sample_rate == rate and a.num_channels == 1 for a in audio)
+    assert all(len(a.audio) == 2 * per_frame for a in audio[:-1])
+    assert b"".join(a.audio for a in audio) == speech  # contiguous, in order, nothing lost or added
     assert not any(isinstance(f, TTSAudioRawFrame) for f in down[stopped:])
     # Images: 512² RGB, shown in step with the audio; the mouth moves with the speech.
     images = [im for im, _ in pairs]
@@ -223,6 +235,18 @@ def test_listening_frames_while_the_bot_is_silent(avatar: Avatar) -> None:
     assert len(images) <= elapsed * FPS + 3  # paced like playback, not rendered ahead of it
     assert all(im.size == (512, 512) and im.sync_with_audio for im in images)
     assert len({im.image for im in images}) > 1  # it blinks and moves a little
+
+
+def test_a_tts_that_stops_sending_mid_turn_still_gets_its_last_frames_out(avatar: Avatar, speech24: bytes) -> None:
+    """No TTSStoppedFrame: once playback has caught up and 0.35 s more passed without audio, the
+    turn is over; its last (held-back) frames go out with their audio and the face listens."""
+    speech = speech24[: 2 * TTS_RATE]  # 1 s
+    service = FacetalkVideoService(avatar, fps=FPS)
+    down = run(Pipeline([service, Call(hang_up_after=5, heard=len(speech))]), [TTSStartedFrame(), *tts_frames(speech)],
+               end=False)
+    assert b"".join(f.audio for f in down if isinstance(f, TTSAudioRawFrame)) == speech
+    last_audio = max(i for i, f in enumerate(down) if isinstance(f, TTSAudioRawFrame))
+    assert sum(isinstance(f, OutputImageRawFrame) for f in down[last_audio:]) >= 5
 
 
 def test_controls_change_through_a_settings_frame(avatar: Avatar, speech24: bytes) -> None:
@@ -255,8 +279,9 @@ def test_an_interruption_drops_the_queued_speech_and_closes_the_mouth(avatar: Av
     assert not any(isinstance(f, (TTSAudioRawFrame, TTSStoppedFrame)) for f in after)  # the rest is dropped
     listening = [f for f in after if isinstance(f, OutputImageRawFrame)]
     assert len(listening) >= 12  # the face goes on
-    # The mouth: open in the speech, shut from 100 ms after the interruption on (frame k shows t = k/fps).
+    # The mouth: open in the speech, shut from the second frame after the interruption on (80 ms;
+    # frame k shows t = k/fps): Session.interrupt makes the held-back frames silent.
     opening = mouth_openings([im for im, a in images_with_audio(before) if a is not None])
     closing = mouth_openings(listening)
     assert opening[-1] > 0.05  # it was cut off with its mouth open
-    assert closing[int(np.ceil(0.1 * FPS)):].max() < 0.03, closing.round(3)
+    assert closing[2:].max() < 0.03, closing.round(3)
