@@ -15,7 +15,6 @@ STT, LLM and TTS services you choose in `agent_services()`, and the avatar speak
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import wave
 from contextlib import asynccontextmanager

@@ -141,8 +141,8 @@ class BargeIn(FrameProcessor):
 class Call(FrameProcessor):
     """The user's side of a call, below the avatar: after `talk_after` frames of the bot's speech the
     user talks over it (through `barge_in`); `hang_up_after` images later (counted from the
-    interruption, after `heard` bytes of speech, or from the start) the call ends (EndWorkerFrame: the pipeline flushes and stops).
-    Driven by the frames, not by timers."""
+    interruption, after `heard` bytes of speech, or from the start) the call ends (EndWorkerFrame:
+    the pipeline flushes and stops). Driven by the frames, not by timers."""
 
     def __init__(self, hang_up_after: int, talk_after: int | None = None, barge_in: BargeIn | None = None,
                  heard: int = 0) -> None:
