@@ -70,7 +70,7 @@ class FrameClock:
         """Seconds until a listening frame may be made (<= 0: now)."""
         now = self._now()
         if self._start is None:
-            self._start = now
+            return 0.0  # nothing handed out yet: the first frame is due now
         due = self._start + self._frames / self.fps
         if now - due > MAX_LAG_S:
             self._start = now - self._frames / self.fps
@@ -172,8 +172,8 @@ class FacetalkVideoGenerator(VideoGenerator):
             for s in spoken:
                 if s.speech is not None and epoch != self._epoch:
                     continue  # cleared while it was being rendered or waiting to be taken
-                yield _video_frame(s.frame.image)
                 self._clock.tick()
+                yield _video_frame(s.frame.image)
                 if s.speech is not None:
                     yield _audio_frame(s.speech, self.options.audio_sample_rate)
             if isinstance(item, AudioSegmentEnd) and epoch == self._epoch:
