@@ -119,6 +119,15 @@ class _FrameEnergies:
         self.offset += len(chunk)
         return out
 
+    def silence(self) -> None:
+        """The samples not yet in a frame become silence (the filters forget them too): the frame
+        they fall in shows none of the sound a live session was told to drop."""
+        self.carry_s = np.zeros_like(self.carry_s)
+        self.carry_h = np.zeros_like(self.carry_h)
+        self.raw = np.zeros_like(self.raw)
+        self.zi_speech = self.zi_speech * 0.0
+        self.zi_high = self.zi_high * 0.0
+
     def finish(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The final partial frame, if at least half of it exists."""
         if len(self.carry_s) >= 0.5 * self.rate / self.fps:
@@ -206,6 +215,11 @@ class FeatureStream:
 
     def finish(self) -> Features:
         return self._frames(self._energies.finish())
+
+    def interrupt(self) -> None:
+        """Forget the sound pushed but not yet in a frame, and the voice activity it carried."""
+        self._energies.silence()
+        self._active = 0.0
 
     def _frames(self, energies: tuple[np.ndarray, np.ndarray, np.ndarray]) -> Features:
         speech, high, f0 = energies

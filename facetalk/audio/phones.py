@@ -30,6 +30,25 @@ class Phones:
         return len(self.labels)
 
 
+def silence_between(phones: Phones, t0: float, t1: float) -> Phones:
+    """The same phones with [t0, t1) read as silence: sound a live session was told to drop
+    (an interruption) must not move the lips, whatever the recogniser made of it."""
+    if t1 <= t0 or not len(phones):
+        return phones
+    labels, starts, ends = [], [], []
+    for label, a, b in zip(phones.labels, phones.starts, phones.ends):
+        for lo, hi, lab in ((a, min(b, t0), label), (max(a, t0), min(b, t1), "SIL"), (max(a, t1), b, label)):
+            if hi <= lo:
+                continue
+            if lab == "SIL" and labels and labels[-1] == "SIL" and ends[-1] >= lo:
+                ends[-1] = hi  # one silence, not one per phone it covers
+            else:
+                labels.append(lab)
+                starts.append(lo)
+                ends.append(hi)
+    return Phones(tuple(labels), np.asarray(starts, np.float64), np.asarray(ends, np.float64))
+
+
 class PhoneRecogniser:
     """Streaming phone recognition: `push` 16 kHz mono float chunks, then `finish`."""
 

@@ -39,8 +39,10 @@ class SmileMotion:
         self.speaking = False
         self.pitch_log = [0, 0.0]  # voiced frames heard, sum of log2 f0
 
-    def run(self, rhythm: Rhythm, pitch_hz: np.ndarray, gain: np.ndarray) -> dict[str, np.ndarray]:
-        """`gain`: the emotion's smile gain per frame."""
+    def run(self, rhythm: Rhythm, pitch_hz: np.ndarray, gain: np.ndarray,
+            also: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """`gain`: the emotion's smile gain per frame; `also`: another layer's smile (a listener's),
+        the larger of the two shows, with its cheeks and squint."""
         starts, ends, engagement = rhythm.starts, rhythm.ends, rhythm.engagement
         n = len(starts)
         target = np.empty(n)
@@ -62,6 +64,7 @@ class SmileMotion:
                 self.level = 0.0
             target[i] = self.level
         self.frame += n
-        smile = np.clip(self.follow.run(target), 0.0, 1.0)
+        smile = self.follow.run(target)
+        smile = np.clip(smile if also is None else np.maximum(smile, also), 0.0, 1.0)
         return {"mouthSmileL": smile, "mouthSmileR": smile, "cheekRaise": smile * CHEEK_SHARE,
                 "eyeSquint": smile * SQUINT_SHARE}

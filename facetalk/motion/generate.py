@@ -13,11 +13,13 @@ from __future__ import annotations
 import numpy as np
 
 from facetalk.audio.features import Features
+from facetalk.audio.phones import silence_between
 from facetalk.motion.brows import BrowMotion
 from facetalk.motion.controls import ControlTrack, Controls, control_curves, with_expression_offsets
 from facetalk.motion.eyes import EyeMotion
 from facetalk.motion.expressions import SmileMotion
 from facetalk.motion.head import HeadMotion
+from facetalk.motion.listening import ListeningMotion
 from facetalk.motion.mouth import MouthMotion
 from facetalk.motion.rhythm import RhythmTracker
 from facetalk.motion.track import MotionTrack
@@ -32,13 +34,15 @@ class MotionGenerator:
     def __init__(self, controls: Controls | ControlTrack, fps: float) -> None:
         self.controls = ControlTrack.of(controls)
         self.fps = fps
-        head_rng, eye_rng, smile_rng = np.random.default_rng(self.controls.seed).spawn(3)
+        head_rng, eye_rng, smile_rng, listen_rng = np.random.default_rng(self.controls.seed).spawn(4)
         self.head = HeadMotion(fps, head_rng)
         self.eyes = EyeMotion(fps, eye_rng)
         self.brows = BrowMotion(fps)
         self.smiles = SmileMotion(fps, smile_rng)
         self.rhythm = RhythmTracker(fps)
         self.mouth = MouthMotion(fps)
+        self.listening = ListeningMotion(fps, listen_rng)
+        self.hush = (0.0, 0.0)  # s: sound dropped by an interruption, read as silence by the lips
         self.pending: Features | None = None  # features of frames not yet made (the lookahead)
         self.frame = 0  # index of the next frame to make
 
@@ -53,8 +57,15 @@ class MotionGenerator:
         if self.pending is None or len(self.pending) == 0:
             return MotionTrack.neutral(0, self.fps)
         buf, self.pending = self.pending, None
-        silence = Features(self.fps, *(np.zeros(1, np.float32) for _ in range(4)), buf.phones, np.zeros(1, np.float32))
-        return self._make(buf, silence)
+        return self._make(buf, _silence(1, buf))
+
+    def interrupt(self, until_s: float) -> None:
+        """The sound up to `until_s` (s from the stream's start) that no frame has shown yet is
+        dropped: the held-back frames go silent and the lips read it as silence, so the mouth closes
+        as it does at the end of a phrase, while the head, brows and smiles glide on as in any pause."""
+        if self.pending is not None:
+            self.pending = _silence(len(self.pending), self.pending)
+        self.hush = (self.frame / self.fps, until_s)
 
     def _make(self, f: Features, ahead: Features) -> MotionTrack:
         n = len(f)
@@ -65,18 +76,20 @@ class MotionGenerator:
         next_pitch = float(ahead.pitch_hz[0]) if ahead.pitch_hz is not None else 0.0
         moving = 1.0 - c.pose_lock
         rhythm = self.rhythm.run(f.active)  # phrases and engagement, shared by head, brows and smiles
+        listen = self.listening.run(f.active)
         head = self.head.run(rhythm, f.loudness, float(ahead.loudness[0]))
         gain = c.motion_intensity * c.head_gain * moving
-        head = {k: v * gain for k, v in head.items()}
+        head = {k: (v + listen[k]) * gain for k, v in head.items()}
         head["pitch"] = head["pitch"] + c.head_pitch * moving
         eyes = self.eyes.run(f.active, float(ahead.active[0]))
         for lid in ("eyeBlinkL", "eyeBlinkR"):
             eyes[lid] = eyes[lid] * c.blink
         brows = self.brows.run(pitch, f.loudness, next_pitch, float(ahead.loudness[0]), rhythm, c.brow_gain)
-        smiles = self.smiles.run(rhythm, pitch, c.smile_gain)
+        smiles = self.smiles.run(rhythm, pitch, c.smile_gain, listen["smile"] * np.minimum(c.smile_gain, 1.5))
         shut = np.maximum(eyes["eyeBlinkL"], eyes["eyeBlinkR"])
         brows["eyeWide"] = brows["eyeWide"] * (1.0 - shut)  # a blink shuts the lids however wide they were
-        curves = {**self.mouth.run(f.phones, f.loudness, f.brightness, f.active), **brows, **head, **eyes, **smiles}
+        phones = f.phones if f.phones is None or self.hush[1] <= self.hush[0] else silence_between(f.phones, *self.hush)
+        curves = {**self.mouth.run(phones, f.loudness, f.brightness, f.active), **brows, **head, **eyes, **smiles}
         # The eyes hold the requested direction while the head moves: they counter-rotate (VOR).
         curves["gazeYaw"] = np.clip(eyes["gazeYaw"] + c.gaze_yaw - head["yaw"], -GAZE_MAX_DEG, GAZE_MAX_DEG)
         curves["gazePitch"] = np.clip(eyes["gazePitch"] + c.gaze_pitch - head["pitch"], -GAZE_MAX_DEG, GAZE_MAX_DEG)
@@ -84,6 +97,12 @@ class MotionGenerator:
         self.frame += n
         track = MotionTrack.neutral(n, self.fps).with_columns(**curves)
         return with_expression_offsets(track, c.expression)  # the emotion rides on top of the speech
+
+
+def _silence(n: int, like: Features) -> Features:
+    """n frames of silence, keeping `like`'s phones (timed from the stream's start)."""
+    z = np.zeros(n, np.float32)
+    return Features(like.fps, z, z, z, z, like.phones, z)
 
 
 def generate(features: Features, controls: Controls | ControlTrack = Controls()) -> MotionTrack:

@@ -20,7 +20,7 @@ from facetalk.face.rig import FaceRig
 from facetalk.media.audio import SAMPLE_RATE
 from facetalk.motion.controls import Controls, ControlTrack
 from facetalk.motion.generate import MotionGenerator
-from facetalk.motion.track import MotionTrack
+from facetalk.motion.track import Motion, MotionTrack
 from facetalk.render.renderer import Renderer
 from facetalk.safety.marks import Marks
 
@@ -32,6 +32,7 @@ class LiveFrame:
     index: int
     time: float  # s from the stream's start: the frame shows the sound of [time, time + 1/fps)
     image: np.ndarray  # RGB uint8, size x size
+    motion: Motion | None = None  # what the frame shows (pose, expression), for measuring and syncing
 
 
 FrameCallback = Callable[[LiveFrame], None]
@@ -117,6 +118,16 @@ class Session:
         self._motion.controls = ControlTrack(((now, self._target), (now + CONTROL_RAMP_S, controls)))
         self._target = controls
 
+    def interrupt(self) -> None:
+        """Drop the sound pushed but not yet shown (a user talking over the avatar, a transport's
+        clear-buffer): the frames still held back show silence, the mouth closes within about two
+        frames, and the face glides on into listening as the silence goes on. Keep pushing (silence
+        while nobody speaks): the stream's clock runs on, so frames keep their times."""
+        if self.closed:
+            return
+        self._features.interrupt()
+        self._motion.interrupt(self.samples / SAMPLE_RATE)
+
     def close(self) -> list[LiveFrame]:
         """The frames still held back (the last one waits for audio after it), then the end."""
         if self.closed:
@@ -140,8 +151,8 @@ class Session:
             if keep is not None and not keep(index, i == len(track) - 1):
                 self.dropped += 1
                 continue
-            image = self.marks.apply(self._renderer.render(track.frame(i)))
-            frame = LiveFrame(index, index / self.fps, image)
+            motion = track.frame(i)
+            frame = LiveFrame(index, index / self.fps, self.marks.apply(self._renderer.render(motion)), motion)
             if self.on_frame is not None:
                 self.on_frame(frame)
             out.append(frame)
