@@ -197,17 +197,15 @@ class FacetalkVideoGenerator(VideoGenerator):
     def _render(self, item: rtc.AudioFrame | AudioSegmentEnd | None, interrupt: bool,
                 controls: Controls | None) -> list[SpokenFrame]:
         """In the worker thread: the one place the session is touched."""
-        out: list[SpokenFrame] = []
         if interrupt:
-            out += self._frames.interrupt()
+            self._frames.interrupt()
         if controls is not None:
             self._frames.session.set_controls(controls)
         if isinstance(item, AudioSegmentEnd):
-            return out + self._frames.end_speech()
+            return self._frames.end_speech()
         if item is None:
-            return out + self._frames.listen()
-        pcm = np.frombuffer(item.data, np.int16).reshape(-1, item.num_channels)
-        return out + self._frames.speak(pcm)
+            return self._frames.listen()
+        return self._frames.speak(np.frombuffer(item.data, np.int16).reshape(-1, item.num_channels))
 
 
 def _remixed(frame: rtc.AudioFrame, channels: int) -> rtc.AudioFrame:

@@ -91,17 +91,15 @@ class SpeechFrames:
         waits for the rest of its frame (the utterance ran dry mid-word)."""
         return self._push(None)
 
-    def interrupt(self) -> list[SpokenFrame]:
-        """Drop the speech not yet shown, here and in the session (its mouth closes, the face turns
-        back to listening); what comes next starts a fresh frame."""
-        dropped = self.session.interrupt()
-        out = [SpokenFrame(f, None) for f in dropped or []]
+    def interrupt(self) -> None:
+        """Drop the speech not yet shown. The session's held-back frames go silent (they come back
+        as listening frames, without their sound) and its clock runs on, so frames keep their
+        boundaries; speech short of a frame, and the resampler's last millisecond, are dropped here."""
+        self.session.interrupt()
         self._pending = self._pending[:0]
-        self._unshown.clear()
-        self._first = self.session.frames_out
-        self._resampler = PcmResampler(self.rate, SAMPLE_RATE)  # none of the old speech may leak out
+        self._unshown = deque(None for _ in self._unshown)
+        self._resampler = PcmResampler(self.rate, SAMPLE_RATE)  # primed afresh: the count stays exact
         self._fed = 0
-        return out
 
     def close(self) -> list[SpokenFrame]:
         """The session's last frames (with their sound); the session is closed after."""
