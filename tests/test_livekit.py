@@ -80,7 +80,8 @@ def kinds(items: list) -> str:
 
 
 def samples(items: list) -> np.ndarray:
-    parts = [np.frombuffer(x.data, np.int16).reshape(-1, x.num_channels) for x in items if isinstance(x, rtc.AudioFrame)]
+    parts = [np.frombuffer(x.data, np.int16).reshape(-1, x.num_channels)
+             for x in items if isinstance(x, rtc.AudioFrame)]
     return np.concatenate(parts) if parts else np.zeros((0, 1), np.int16)
 
 

@@ -23,6 +23,7 @@ Requires the extra: pip install "facetalk[livekit]".
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
@@ -35,7 +36,7 @@ try:
 except ImportError as e:  # pragma: no cover - depends on the environment
     raise ImportError('facetalk.integrations.livekit needs LiveKit Agents: pip install "facetalk[livekit]"') from e
 
-from facetalk.integrations.speech_frames import SpeechFrames, SpokenFrame
+from facetalk.integrations.speech_frames import SpeechFrames
 from facetalk.motion.controls import Controls, ControlTrack
 
 if TYPE_CHECKING:
@@ -115,6 +116,7 @@ class FacetalkVideoGenerator(VideoGenerator):
         self._resampler: tuple[int, rtc.AudioResampler] | None = None  # (input rate, resampler)
         self._interrupted = False  # the session is told between two renders, never during one
         self._controls: Controls | None = None  # applied between two renders too
+        self._session_lock = threading.Lock()  # a render still running when aclose() is called
 
     @property
     def session(self) -> Session:
@@ -157,7 +159,11 @@ class FacetalkVideoGenerator(VideoGenerator):
 
     async def aclose(self) -> None:
         """Close the session (AvatarRunner never closes its generator: call this after the runner)."""
-        await asyncio.to_thread(self._frames.session.close)
+        def close() -> None:
+            with self._session_lock:
+                self._frames.session.close()
+
+        await asyncio.to_thread(close)
 
     def _put(self, *items: rtc.AudioFrame | AudioSegmentEnd) -> None:
         for item in items:
@@ -168,14 +174,14 @@ class FacetalkVideoGenerator(VideoGenerator):
             epoch, item = await self._next_input()
             interrupt, self._interrupted = self._interrupted, False
             controls, self._controls = self._controls, None
-            spoken = await asyncio.to_thread(self._render, item, interrupt, controls)
-            for s in spoken:
-                if s.speech is not None and epoch != self._epoch:
+            rendered = await asyncio.to_thread(self._render, item, interrupt, controls)
+            for video, speech in rendered:
+                if speech is not None and epoch != self._epoch:
                     continue  # cleared while it was being rendered or waiting to be taken
                 self._clock.tick()
-                yield _video_frame(s.frame.image)
-                if s.speech is not None:
-                    yield _audio_frame(s.speech, self.options.audio_sample_rate)
+                yield video
+                if speech is not None:
+                    yield _audio_frame(speech, self.options.audio_sample_rate)
             if isinstance(item, AudioSegmentEnd) and epoch == self._epoch:
                 yield item
 
@@ -195,17 +201,21 @@ class FacetalkVideoGenerator(VideoGenerator):
         return self._epoch, None
 
     def _render(self, item: rtc.AudioFrame | AudioSegmentEnd | None, interrupt: bool,
-                controls: Controls | None) -> list[SpokenFrame]:
-        """In the worker thread: the one place the session is touched."""
-        if interrupt:
-            self._frames.interrupt()
-        if controls is not None:
-            self._frames.session.set_controls(controls)
-        if isinstance(item, AudioSegmentEnd):
-            return self._frames.end_speech()
-        if item is None:
-            return self._frames.listen()
-        return self._frames.speak(np.frombuffer(item.data, np.int16).reshape(-1, item.num_channels))
+                controls: Controls | None) -> list[tuple[rtc.VideoFrame, np.ndarray | None]]:
+        """In the worker thread, the one place the session is touched: the frames this item
+        completes, ready to go (video frame, the speech it shows or None)."""
+        with self._session_lock:
+            if interrupt:
+                self._frames.interrupt()
+            if controls is not None:
+                self._frames.session.set_controls(controls)
+            if isinstance(item, AudioSegmentEnd):
+                spoken = self._frames.end_speech()
+            elif item is None:
+                spoken = self._frames.listen()
+            else:
+                spoken = self._frames.speak(np.frombuffer(item.data, np.int16).reshape(-1, item.num_channels))
+        return [(_video_frame(s.frame.image), s.speech) for s in spoken]
 
 
 def _remixed(frame: rtc.AudioFrame, channels: int) -> rtc.AudioFrame:
