@@ -74,3 +74,21 @@ def test_speech_of_the_wrong_shape_is_a_clear_error(rig) -> None:
         frames.speak(np.zeros(10, np.int16))
     with pytest.raises(FacetalkError, match="float32"):
         frames.speak(np.zeros((10, 2), np.float32))
+
+
+def test_the_core_never_imports_the_integrations() -> None:
+    """integrations/ sits on top: the frameworks' extras stay optional for everything else."""
+    import ast
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parents[1] / "facetalk"
+    bad = []
+    for path in package.rglob("*.py"):
+        if "integrations" in path.relative_to(package).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            names += [f"{n}.{a.name}" for n in names if n == "facetalk" for a in getattr(node, "names", [])]
+            bad += [f"{path.relative_to(package)} imports {n}" for n in names if n.startswith("facetalk.integrations")]
+    assert not bad, "\n".join(bad)
