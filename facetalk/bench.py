@@ -104,7 +104,7 @@ def measure(image: str | None = None, seconds: float = 10.0) -> dict[str, float]
 
 
 def run_bench(image: str | None = None, seconds: float = 10.0, as_json: bool = False, live: bool = False,
-              live_minutes: float = 10.0, soak: bool = False, soak_minutes: float = 3.0, clients: int | None = None,
+              live_minutes: float = 10.0, idle_minutes: float = 60.0, soak: bool = False, soak_minutes: float = 3.0, clients: int | None = None,
               max_sessions: int | None = None, url: str | None = None) -> dict[str, float]:
     if live and soak:
         from facetalk.stream.bench import soak as run_soak
@@ -113,7 +113,7 @@ def run_bench(image: str | None = None, seconds: float = 10.0, as_json: bool = F
     elif live:
         from facetalk.stream.bench import measure_live
 
-        result = measure_live(image, memory_minutes=live_minutes)
+        result = measure_live(image, memory_minutes=live_minutes, idle_minutes=idle_minutes)
     else:
         result = measure(image, seconds)
     if as_json:

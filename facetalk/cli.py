@@ -156,6 +156,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="measure live sessions instead: latency, first frame, concurrent sessions, memory")
     bench.add_argument("--live-minutes", type=float, default=10.0,
                        help="minutes streamed for the live memory check (0 = skip it)")
+    bench.add_argument("--idle-minutes", type=float, default=60.0,
+                       help="with --live: minutes of silence a session listens to for the idle memory check "
+                            "(2-5 s of work a minute; 0 = skip it)")
     bench.add_argument("--batch", action="store_true",
                        help="measure batch throughput instead: 1 and N local workers, one job alone, Ray beside "
                             "the local pool (jobs of --seconds of audio; a few minutes)")
@@ -361,7 +364,7 @@ def _run(args: argparse.Namespace) -> int:
             if args.soak and not args.live:
                 raise FacetalkError("--soak measures live sessions: use it with --live")
             run_bench(image=args.image, seconds=args.seconds, as_json=args.json, live=args.live,
-                      live_minutes=args.live_minutes, soak=args.soak, soak_minutes=args.soak_minutes,
+                      live_minutes=args.live_minutes, idle_minutes=args.idle_minutes, soak=args.soak, soak_minutes=args.soak_minutes,
                       clients=args.clients, max_sessions=args.max_sessions, url=args.url)
         elif args.command == "eval":
             _eval(args)

@@ -122,8 +122,27 @@ def memory_over(avatar: Avatar, minutes: float) -> dict[str, float]:
             "live_rss_growth_mb": round(rss[-1] - rss[0], 1), "live_memory_minutes": len(rss)}
 
 
+def idle_memory_over(avatar: Avatar, minutes: float) -> dict[str, float]:
+    """RSS while one session listens to `minutes` of silence, as an avatar waiting for its user
+    does between turns (listening motion, blinks, the phone recogniser reading silence). Fed as
+    fast as it goes, a second at a time; only the newest frame of each second is rendered, since
+    rendering keeps nothing from frame to frame and would only make the hour take longer."""
+    session = avatar.stream()
+    second = np.zeros(SAMPLE_RATE, np.float32)
+    rss = []
+    t = time.perf_counter()
+    for _ in range(int(np.ceil(minutes))):
+        for _ in range(60):
+            session.push(second, keep=lambda index, newest: newest)
+        rss.append(_rss_mb())
+    session.close()
+    return {"idle_rss_mb_after_1min": round(rss[0], 1), "idle_rss_mb_at_end": round(rss[-1], 1),
+            "idle_rss_growth_mb": round(rss[-1] - rss[0], 1), "idle_minutes": len(rss),
+            "idle_s_per_minute": round((time.perf_counter() - t) / len(rss), 2)}
+
+
 def measure_live(image: str | None = None, seconds: float = 12.0, max_sessions: int = 10,
-                 memory_minutes: float = 10.0) -> dict[str, float]:
+                 memory_minutes: float = 10.0, idle_minutes: float = 60.0) -> dict[str, float]:
     cv2.setNumThreads(1)  # sessions run in parallel threads; OpenCV's own pool would fight them
     photo = read_image(Path(image) if image else _asset("portrait.png"))
     t = time.perf_counter()
@@ -148,6 +167,8 @@ def measure_live(image: str | None = None, seconds: float = 12.0, max_sessions: 
     result["live_sessions_tried"] = n
     if memory_minutes > 0:
         result.update(memory_over(avatar, memory_minutes))
+    if idle_minutes > 0:
+        result.update(idle_memory_over(avatar, idle_minutes))
     result.update(live_fps=FPS, live_chunk_ms=1000 * CHUNK_S, live_seconds=seconds, size=avatar.rig.size)
     return result
 
