@@ -11,8 +11,9 @@
 Like Pipecat's own avatar services (Simli, HeyGen, Tavus) it takes the `TTSAudioRawFrame`s, does
 not pass them on, and emits `OutputImageRawFrame`s together with the audio they show. Output
 transports pace images on their own clock and share no timestamps with the audio, so every image
-is marked `sync_with_audio` and followed by its slice of the speech (a `TTSAudioRawFrame` at the
-TTS's own rate, cut by frame time, never resampled back): the transport shows image i once the
+is marked `sync_with_audio` and followed by its slice of the speech (a `TTSAudioRawFrame` cut at
+the session's frame boundaries by `SpeechFrames`, at the pipeline's output rate, which is the
+TTS's own in practice; never resampled back from 16 kHz): the transport shows image i once the
 audio before it has played, and drops both together on an interruption.
 
 What the service does besides (see `FacetalkVideoService`): it renders in a worker thread, keeps
@@ -37,7 +38,7 @@ try:
     from pipecat.frames.frames import (CancelFrame, EndFrame, Frame, InterruptionFrame, OutputImageRawFrame,
                                        ServiceUpdateSettingsFrame, StartFrame, SystemFrame, TTSAudioRawFrame,
                                        TTSStoppedFrame)
-    from pipecat.processors.frame_processor import FrameDirection
+    from pipecat.processors.frame_processor import FrameDirection, FrameProcessorSetup
     from pipecat.services.ai_service import AIService
     from pipecat.services.settings import ServiceSettings
     from pipecat.utils.types import NOT_GIVEN, NotGiven
@@ -46,10 +47,11 @@ except ModuleNotFoundError as e:  # pragma: no cover - depends on the environmen
                               f'pip install "facetalk[pipecat]"') from e
 
 from facetalk.api import Avatar
-from facetalk.integrations.timeline import PlayoutClock, SpeechSegment, frame_boundary
+from facetalk.integrations.speech_frames import SpeechFrames, SpokenFrame
+from facetalk.integrations.timeline import PlayoutClock
 from facetalk.media.audio import SAMPLE_RATE, PcmResampler
 from facetalk.motion.controls import Controls
-from facetalk.stream.session import LiveFrame, Session
+from facetalk.stream.session import Session
 
 LOOKAHEAD_FRAMES = 1  # the session shows frame i once the audio of frame i + 1 is in (stream.session)
 STALL_S = 0.35  # a turn whose audio runs this far behind playback has ended (Pipecat's BOT_VAD_STOP_SECS)
@@ -117,15 +119,15 @@ class FacetalkVideoService(AIService):
         self._fps = fps
         self._idle = idle
         self._marks = (watermark, label)
+        self._rate = 0  # the pipeline's output rate (setup): the speech is cut and sent back at it
         self._session: Session | None = None
+        self._speech: SpeechFrames | None = None  # the session, fed one frame of sound at a time
+        self._converters: dict[tuple[int, int], PcmResampler] = {}  # TTS audio at another rate -> _rate
         self._executor: ThreadPoolExecutor | None = None
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._pump_task: asyncio.Task | None = None
         self._clock = PlayoutClock(fps)
-        self._segment: SpeechSegment | None = None  # the turn being spoken
-        self._resampler: PcmResampler | None = None  # the segment's rate -> 16 kHz, touched in the worker only
         self._context_id: str | None = None
-        self._pushed = 0  # 16 kHz samples pushed into the session since it started
         self._stopping = False
         self._finished = asyncio.Event()
 
@@ -144,12 +146,17 @@ class FacetalkVideoService(AIService):
 
     # -- lifecycle ---------------------------------------------------------------------------
 
+    async def setup(self, setup: FrameProcessorSetup) -> None:
+        await super().setup(setup)
+        self._rate = setup.audio_out_sample_rate
+
     async def start(self, frame: StartFrame) -> None:
         await super().start(frame)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facetalk-render")
         watermark, label = self._marks
         self._session = self._avatar.stream(self._settings.controls, fps=self._fps, watermark=watermark,
                                             label=label)
+        self._speech = SpeechFrames(self._session, self._rate)
         self._executor.submit(self._warm_up)  # runs before any push: the worker takes one job at a time
 
     async def stop(self, frame: EndFrame) -> None:
@@ -176,7 +183,7 @@ class FacetalkVideoService(AIService):
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
-        self._session = None  # a render still running in the worker finishes unseen
+        self._session = self._speech = None  # a render still running in the worker finishes unseen
 
     async def _update_settings(self, delta: ServiceSettings) -> dict[str, Any]:
         changed = await super()._update_settings(delta)
@@ -227,8 +234,7 @@ class FacetalkVideoService(AIService):
                     await self._on_time()
                     continue
             if isinstance(item, _Finish):
-                await self._end_segment()
-                await self._emit(await self._run(self._session_close))
+                await self._emit(await self._run(self._finish))
                 self._finished.set()
                 return
             try:
@@ -243,82 +249,53 @@ class FacetalkVideoService(AIService):
             await self._run(self._session_set_controls, item.controls)
         elif isinstance(item, _Forward):
             if isinstance(item.frame, TTSStoppedFrame):
-                await self._end_segment()
+                await self._emit(await self._run(self._end_speech))
             await self.push_frame(item.frame, item.direction)
+
+    def _speaking(self) -> bool:
+        return self._speech is not None and self._speech.speaking
 
     def _wait_s(self) -> float | None:
         """How long the pump may wait for more speech before it must act on time."""
-        if self._segment is not None:  # speaking: until the turn has stalled
+        if self._speaking():  # until the turn has stalled
             return self._clock.seconds_until(self._pushed_frames() + round(STALL_S * self._fps))
         if not self._idle:
             return None
         return self._clock.seconds_until(self._pushed_frames() - LOOKAHEAD_FRAMES)
 
     async def _on_time(self) -> None:
-        if self._segment is not None:
-            await self._end_segment()  # the TTS stalled: close the turn, listen meanwhile
+        if self._speaking():
+            await self._emit(await self._run(self._end_speech))  # the TTS stalled: the turn is over
         if not self._idle:
             return
-        due = self._clock.due()
-        behind = due + LOOKAHEAD_FRAMES + 1 - self._pushed_frames()
+        behind = self._clock.due() + LOOKAHEAD_FRAMES + 1 - self._pushed_frames()
         if behind > round(MAX_IDLE_CATCH_UP_S * self._fps):
             self._clock.anchor(self._pushed_frames() - LOOKAHEAD_FRAMES - 1)  # lagged (busy CPU): no burst
             behind = 1
         if behind > 0:
-            await self._push_silence_to(self._pushed_frames() + behind)
+            await self._emit(await self._run(self._listen, behind))
 
     async def _on_speech(self, frame: TTSAudioRawFrame) -> None:
-        seg = self._segment
-        if seg is not None and (seg.rate, seg.channels) != (frame.sample_rate, frame.num_channels):
-            await self._end_segment()
-            seg = None
-        if seg is None:
-            start = self._pushed_frames()
-            if frame_boundary(start, SAMPLE_RATE, self._fps) < self._pushed:  # mid-frame (after an interruption)
-                start += 1
-                await self._push_silence_to(start)  # speech starts on a frame boundary
-            if self._clock.due() > start:  # nothing queued in the transport: this speech plays now
-                self._clock.anchor(start)
-            seg = self._segment = SpeechSegment(start, frame.sample_rate, frame.num_channels, self._fps)
-            self._resampler = PcmResampler(frame.sample_rate, SAMPLE_RATE)
+        if not self._speaking() and self._clock.due() > self._pushed_frames():
+            self._clock.anchor(self._pushed_frames())  # nothing queued in the transport: this plays now
         self._context_id = frame.context_id
-        seg.add(frame.audio)
-        mono = np.frombuffer(frame.audio, "<i2").reshape(-1, frame.num_channels).mean(axis=1) / 32768.0
-        await self._emit(await self._run(self._push_speech, mono.astype(np.float32)))
+        await self._emit(await self._run(self._speak, frame.audio, frame.sample_rate, frame.num_channels))
 
-    async def _end_segment(self) -> None:
-        """Pad the turn to whole frames plus the lookahead, so its every frame goes out now."""
-        seg = self._segment
-        if seg is None:
-            return
-        tail = await self._run(self._flush_resampler)
-        end = seg.start + seg.frames_needed
-        out = await self._run(self._push_samples, tail, frame_boundary(end, SAMPLE_RATE, self._fps))
-        out += await self._run(self._push_samples, np.zeros(0, np.float32),
-                               frame_boundary(end + LOOKAHEAD_FRAMES, SAMPLE_RATE, self._fps))
-        await self._emit(out)
-        self._segment = None
-
-    async def _push_silence_to(self, frame: int) -> None:
-        target = frame_boundary(frame, SAMPLE_RATE, self._fps)
-        await self._emit(await self._run(self._push_samples, np.zeros(0, np.float32), target))
-
-    async def _emit(self, frames: list[LiveFrame]) -> None:
+    async def _emit(self, frames: list[SpokenFrame]) -> None:
         """Each image, then the speech it shows (none for listening frames)."""
-        seg = self._segment
-        for f in frames:
+        for spoken in frames:
+            f = spoken.frame
             h, w = f.image.shape[:2]
             image = OutputImageRawFrame(image=f.image.tobytes(), size=(w, h), format="RGB")
             image.sync_with_audio = True  # shown once the audio before it has played
             await self.push_frame(image)
-            audio = seg.slice(f.index) if seg is not None else b""
-            if audio:
-                await self.push_frame(TTSAudioRawFrame(audio=audio, sample_rate=seg.rate, num_channels=seg.channels,
-                                                       context_id=self._context_id))
+            if spoken.speech is not None:
+                await self.push_frame(TTSAudioRawFrame(audio=spoken.speech.tobytes(), sample_rate=self._rate,
+                                                       num_channels=1, context_id=self._context_id))
 
     def _pushed_frames(self) -> int:
-        """Whole frames of audio in the session so far."""
-        return int((self._pushed + 0.5) * self._fps // SAMPLE_RATE)  # boundaries are rounded samples
+        """Whole frames of sound in the session so far."""
+        return 0 if self._session is None else round(self._session.samples * self._fps / SAMPLE_RATE)
 
     # -- interruptions ---------------------------------------------------------------------------
 
@@ -334,9 +311,8 @@ class FacetalkVideoService(AIService):
             kept.append(_Finish())  # the EndFrame waits for the pump to finish
         for item in kept:
             self._queue.put_nowait(item)
-        self._segment = None
-        if self._session is not None:
-            await self._run(self._session_interrupt)
+        if self._speech is not None:
+            await self._run(self._speech_interrupt)
 
     def _start_pump(self) -> None:
         """(Re)start feeding the session; the clock restarts: whatever the transport held is gone."""
@@ -360,37 +336,40 @@ class FacetalkVideoService(AIService):
         with self._avatar.stream(fps=self._fps, watermark=False) as session:
             session.push(noise.astype(np.float32))
 
-    def _push_speech(self, mono: np.ndarray) -> list[LiveFrame]:
-        if self._session is None or self._resampler is None:
+    def _speak(self, audio: bytes, rate: int, channels: int) -> list[SpokenFrame]:
+        if self._speech is None:
             return []
-        x = self._resampler.feed(mono)
-        self._pushed += len(x)
-        return self._session.push(x)
+        pcm = np.frombuffer(audio, "<i2").reshape(-1, channels)
+        if (rate, channels) != (self._rate, 1):  # a TTS at another rate than the pipeline's output
+            converter = self._converters.setdefault((rate, channels), PcmResampler(rate, self._rate))
+            mono = converter.feed(pcm.mean(axis=1) / 32768.0)
+            pcm = np.round(np.clip(mono, -1, 1) * 32767).astype(np.int16)
+        return self._speech.speak(pcm.reshape(-1, 1))
 
-    def _flush_resampler(self) -> np.ndarray:
-        tail = self._resampler.flush() if self._resampler is not None else np.zeros(0, np.float32)
-        self._resampler = None
-        return tail
-
-    def _push_samples(self, x: np.ndarray, pad_to: int) -> list[LiveFrame]:
-        """`x`, then silence up to sample `pad_to` of the session (nothing beyond what is there)."""
-        if self._session is None:
+    def _end_speech(self) -> list[SpokenFrame]:
+        """The turn is over: its last sound (a converter's tail too) and frames go out."""
+        if self._speech is None:
             return []
-        pad = max(0, pad_to - self._pushed - len(x))
-        x = np.concatenate([x, np.zeros(pad, np.float32)])
-        if not len(x) or self._session.closed:
-            return []
-        self._pushed += len(x)
-        return self._session.push(x)
+        out = []
+        for converter in self._converters.values():
+            tail = converter.flush()
+            out += self._speech.speak(np.round(np.clip(tail, -1, 1) * 32767).astype(np.int16).reshape(-1, 1))
+        self._converters.clear()
+        return out + self._speech.end_speech()
 
-    def _session_close(self) -> list[LiveFrame]:
-        return self._session.close() if self._session is not None and not self._session.closed else []
+    def _listen(self, frames: int) -> list[SpokenFrame]:
+        return [] if self._speech is None else [s for _ in range(frames) for s in self._speech.listen()]
+
+    def _finish(self) -> list[SpokenFrame]:
+        if self._speech is None or self._session is None or self._session.closed:
+            return []
+        return self._end_speech() + self._speech.close()
 
     def _session_set_controls(self, controls: Controls) -> None:
         if self._session is not None:
             self._session.set_controls(controls)
 
-    def _session_interrupt(self) -> None:
-        self._resampler = None  # the rest of that turn's sound is gone, its filter state with it
-        if self._session is not None and not self._session.closed:
-            self._session.interrupt()  # its clock runs on: the frames held back show silence
+    def _speech_interrupt(self) -> None:
+        self._converters.clear()  # the rest of that turn's sound is gone, its filter state with it
+        if self._speech is not None and not self._session.closed:
+            self._speech.interrupt()  # the session's clock runs on: the frames held back show silence
