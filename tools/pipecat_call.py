@@ -122,15 +122,17 @@ def main() -> None:
     if not video:
         raise SystemExit("no video came back")
     times = np.array([t for t, _ in video]) - t0
+    barge = None if mic.barge_in_at is None else mic.barge_in_at - t0
     images = [f.to_ndarray(format="rgb24") for _, f in video]
     steady = times > times[0] + 1.0
+    print(f"call started {time.strftime('%H:%M:%S', time.gmtime(t0))}.{int(t0 % 1 * 1000):03d} UTC (to compare with the "
+          "bot's log)" + ("" if barge is None else f"; the caller starts talking {barge:.2f} s in"))
     print(f"video: {len(images)} frames {images[0].shape[1]}x{images[0].shape[0]}, first {times[0]:.2f} s after "
           f"the offer, {(steady.sum() - 1) / np.ptp(times[steady]):.1f} fps received after the first second")
     pcm = np.concatenate([f.to_ndarray().reshape(-1).astype(np.float32) for _, f in audio])
     rate = audio[0][1].sample_rate
     print(f"voice: {len(pcm) / rate / len(audio[0][1].layout.channels):.1f} s at {rate} Hz")
     opening = mouth_openings(images)
-    barge = None if mic.barge_in_at is None else mic.barge_in_at - t0
     print("mouth opening (inner-lip gap / eye-corner distance), per 0.25 s of the call: mean (max)")
     for s in np.arange(0, args.seconds, 0.25):
         m = (times >= s) & (times < s + 0.25)
