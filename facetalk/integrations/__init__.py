@@ -1,0 +1,1 @@
+"""Adapters that put the avatar into the frameworks people build agents with; each needs its extra."""
