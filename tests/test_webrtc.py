@@ -364,3 +364,27 @@ def test_the_page_gets_the_ice_servers_with_the_avatar(tmp_path: Path) -> None:
     assert avatar["webrtc"] == "/avatars/default/webrtc"
     assert avatar["ice_servers"] == [{"urls": "stun:stun.example.org:3478"},
                                      {"urls": "turn:turn.example.org:3478", "username": "user", "credential": "secret"}]
+
+
+def test_the_server_takes_no_picture(server) -> None:
+    """An offer that would send a camera too gets a send-only video answer: nothing to decode."""
+    base, _ = server
+
+    async def run() -> str:
+        from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
+
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        pc.addTrack(VideoStreamTrack())  # send and receive video
+        pc.createDataChannel("control")
+        await pc.setLocalDescription(await pc.createOffer())
+        answer = await asyncio.to_thread(post_json, base + "/avatars/default/webrtc",
+                                         {"sdp": pc.localDescription.sdp, "type": "offer"})
+        await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
+        await asyncio.sleep(0.5)
+        await pc.close()
+        return answer["sdp"]
+
+    sdp = asyncio.run(run())
+    video = sdp[sdp.index("m=video"):]
+    assert "a=sendonly" in video.split("m=", 2)[1]
+    assert wait_until(lambda: status(base)["live_sessions"] == 0)

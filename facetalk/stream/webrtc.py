@@ -317,7 +317,6 @@ class PeerSession:
         if config.record:
             rid, _ = ctx.recordings.new_id()
             self.recorder = Recorder(ctx.recordings.folder / f"rtc-{rid}", config.size, config.fps)
-        self.sound_starts: list[tuple[float, float]] = []  # (session s, input s) where sound (re)started
         self._worker = worker
         self._on_closed = on_closed
         self._tap = tap
@@ -329,6 +328,7 @@ class PeerSession:
         self._arrived = asyncio.Event()
         self._last_sound = -np.inf
         self._in_sound = False
+        self._has_voice = False
         self._input_samples = 0  # OUT_RATE samples received from the peer
         self._to16k: PcmResampler | None = None
         self._to48k: PcmResampler | None = None
@@ -371,9 +371,12 @@ class PeerSession:
             for transceiver in pc.getTransceivers():
                 if transceiver.kind == "video":
                     transceiver.setCodecPreferences(_vp8_first())
+                    transceiver.direction = "sendonly"  # the server takes no picture: none is sent to it
             pc.addTrack(peer.video)
             if "audio" in kinds:
                 pc.addTrack(peer.audio)
+            else:
+                peer.speech.close()  # no audio to send back: keep none
             try:
                 await pc.setLocalDescription(await pc.createAnswer())
             except Exception as exc:  # an offer aiortc read but cannot answer (no common codec, ...)
@@ -432,11 +435,14 @@ class PeerSession:
     # -- sound in ---------------------------------------------------------------------------------------
 
     def _on_track(self, track: MediaStreamTrack) -> None:
-        if track.kind == "audio":
+        if track.kind == "audio" and not self._has_voice:
+            self._has_voice = True
             for transceiver in self.pc.getTransceivers():
                 if transceiver.receiver.track is track:
                     _no_hold(transceiver.receiver)
             self._spawn(self._read_sound(track))
+        else:  # a second voice, or a picture: read and dropped, so aiortc's queue of it stays empty
+            self._spawn(_drain(track))
 
     async def _read_sound(self, track: MediaStreamTrack) -> None:
         """The peer's sound, mixed to mono, queued with its arrival time for the driver."""
@@ -471,9 +477,8 @@ class PeerSession:
                 if self._pending:
                     if not self._in_sound:
                         self._in_sound = True
-                        start = (self.session.samples / SAMPLE_RATE, self._input_samples / OUT_RATE)
-                        self.sound_starts.append(start)
-                        self._send({"sound": {"at": round(start[0], 4), "input": round(start[1], 4)}})
+                        self._send({"sound": {"at": round(self.session.samples / SAMPLE_RATE, 4),
+                                              "input": round(self._input_samples / OUT_RATE, 4)}})
                     parts, arrivals = [], []
                     while self._pending and sum(len(p) for p in parts) < MAX_PUSH_S * OUT_RATE:
                         pcm, arrived = self._pending.popleft()
@@ -722,6 +727,12 @@ class WebRTCHub:
 
     async def close_all(self) -> None:
         await asyncio.gather(*(peer.close() for peer in list(self.peers)), return_exceptions=True)
+
+
+async def _drain(track: MediaStreamTrack) -> None:
+    with contextlib.suppress(MediaStreamError):
+        while True:
+            await track.recv()
 
 
 def _reason(exc: Exception) -> str:
