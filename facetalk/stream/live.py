@@ -458,7 +458,6 @@ class LiveStream:
         if self.recorder is not None:  # queued behind nothing but this; the next push waits for it
             self._worker.submit(record_frames, self.recorder, pcm, frames)
 
-
     async def _in_worker(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
 

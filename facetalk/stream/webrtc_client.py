@@ -14,7 +14,6 @@ import asyncio
 import fractions
 import json
 import time
-import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
