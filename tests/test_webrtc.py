@@ -336,6 +336,7 @@ def test_sessions_are_admitted_as_live_ones_and_closing_frees_the_slot(server) -
             refusal = f"{exc.code} {json.loads(exc.read())['detail']}"
         await extra.close()
         running = status(base)["live_sessions"]
+        assert status(base)["webrtc_sessions"] == MAX_SESSIONS
         await clients[0].close()  # leaves without ending: its slot is freed, its recording dropped
         freed = await asyncio.to_thread(wait_until, lambda: status(base)["live_sessions"] == MAX_SESSIONS - 1)
         assert freed, status(base)

@@ -122,7 +122,7 @@ def _routes(app: FastAPI) -> None:
         state = _state(request.app)
         admission = state.live.admission
         capacity = admission.capacity
-        return {"version": __version__, "live_sessions": admission.active,
+        return {"version": __version__, "live_sessions": admission.active, "webrtc_sessions": len(state.webrtc.peers),
                 "max_live_sessions": admission.limit, "live_sessions_behind": admission.behind(),
                 "live_capacity": None if capacity is None else {"measured": not admission.fixed, **capacity.json()},
                 "avatars": len(state.avatars), "recordings": len(state.live.recordings)}
