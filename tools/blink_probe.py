@@ -3,7 +3,10 @@
 For the built-in portrait and each photo given (files or folders, e.g. ../shared/eval/images) the rig is
 built as `facetalk eval` builds it (full frame, native crop size), a forced blink is rendered at
 several closures and head yaws, pasted into the photo, and dlib's eye aspect ratio is measured on
-each frame. Prints EAR(closure) / EAR(open) per photo and writes eye crops (open / half / shut).
+each frame. Prints EAR(closure) / EAR(open) per photo and writes eye crops (open / half / shut). With
+--video, also renders a clip with a forced blink (motion/eyes.py's blink_shape) every
+VIDEO_BLINK_EVERY_S, encodes it as `facetalk generate` does (H.264) and counts the blinks that
+`signals.detect_blinks` finds in it.
 
     PYTHONPATH=$PWD python tools/blink_probe.py ../shared/eval/images --out /tmp/blinks
 """
@@ -19,8 +22,10 @@ import numpy as np
 
 from facetalk.errors import FacetalkError
 from facetalk.eval.dlib_face import DlibFace
-from facetalk.eval.signals import EYE_L, EYE_R, eye_aspect_ratio
+from facetalk.eval.signals import EYE_L, EYE_R, detect_blinks, eye_aspect_ratio
 from facetalk.media.image import write_image
+from facetalk.media.video import VideoWriter, read_video_frames
+from facetalk.motion.eyes import blink_shape
 from facetalk.motion.track import EXPRESSIONS, Motion
 from facetalk.pipeline import rig_from_photo
 from facetalk.render.paste import Paster
@@ -29,6 +34,9 @@ from facetalk.render.renderer import Renderer
 CLOSURES = (0.0, 0.5, 0.8, 1.0)
 YAWS = (0.0, -15.0, 15.0)
 ROOT = Path(__file__).resolve().parents[1]
+VIDEO_FPS = 25.0
+VIDEO_BLINK_EVERY_S = 2.5
+VIDEO_BLINKS = 4
 
 
 def blink_motion(closure: float, yaw: float = 0.0) -> Motion:
@@ -73,10 +81,34 @@ def probe(path: Path, faces: DlibFace, out: Path | None) -> dict[float, list[flo
     return result
 
 
+def forced_blinks_video(path: Path, faces: DlibFace, out: Path) -> tuple[int, np.ndarray]:
+    """(blinks found, EAR series) in an encoded clip of `path` with VIDEO_BLINKS forced blinks."""
+    rig, photo = rig_from_photo(path, full_frame=True)
+    renderer, paster = Renderer(rig), Paster(photo, rig.crop_to_photo, rig.size)
+    n = int(VIDEO_FPS * VIDEO_BLINK_EVERY_S * (VIDEO_BLINKS + 0.5))
+    t = np.arange(n) / VIDEO_FPS
+    lids = np.zeros(n)
+    for k in range(VIDEO_BLINKS):
+        lids = np.maximum(lids, blink_shape(t - VIDEO_BLINK_EVERY_S * (k + 0.7)))
+    clip = out / f"{path.stem}_blinks.mp4"
+    w, h = paster.size
+    with VideoWriter(clip, w, h, fps=VIDEO_FPS) as writer:
+        for c in lids:
+            writer.write(paster.paste(renderer.render(blink_motion(float(c)))))
+    faces.reset()
+    ears = []
+    for _, frame in read_video_frames(clip):
+        found = faces.landmarks(np.ascontiguousarray(frame))
+        ears.append(float(eye_aspect_ratio(found[0][None])[0]) if found else np.nan)
+    ear = np.asarray(ears)
+    return len(detect_blinks(ear, VIDEO_FPS)), ear
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("images", nargs="*", type=Path, help="photos or folders of photos")
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--video", action="store_true", help="also count detect_blinks' blinks in an encoded clip")
     args = ap.parse_args(argv)
     images = [ROOT / "facetalk/assets/portrait.png"]
     for p in args.images:
@@ -99,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
             if np.isfinite(ratios[-1]):
                 worst = max(worst, ratios[-1])
             cells.append(f"yaw {yaw:+.0f}: {base:.3f} " + " ".join(f"{r:.2f}" for r in ratios))
+        if args.video:
+            found, ear = forced_blinks_video(path, faces, args.out or Path("."))
+            cells.append(f"video: {found}/{VIDEO_BLINKS} blinks found, EAR min/median {np.nanmin(ear) / np.nanmedian(ear):.2f}")
         print(f"{path.stem:36s} " + " | ".join(cells), flush=True)
     print(f"worst EAR(shut)/EAR(open): {worst:.2f}")
     return 0
