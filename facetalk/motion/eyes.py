@@ -3,9 +3,10 @@
 Blinks come about every 3-4 s (15-20 a minute), drawn from a gamma distribution and brought
 forward to a pause that comes shortly before one is due. Each closes fast, speeding up as the lid
 falls, and opens slower, fast at first and easing into the open eye, timed so that the eval's
-measure (dlib's eye aspect ratio on the rendered lids) sees the real speakers' phases. The gaze holds on a point near the camera and jumps a little every few seconds;
-the generator counter-rotates it against the head (the eyes keep looking at the camera while the
-head moves), as the vestibulo-ocular reflex does.
+measure (dlib's eye aspect ratio on the rendered lids) sees the real speakers' phases. The gaze
+holds on a point near the camera and jumps a little every few seconds; the generator
+counter-rotates it against the head (the eyes keep looking at the camera while the head moves),
+as the vestibulo-ocular reflex does.
 """
 
 from __future__ import annotations
@@ -26,11 +27,6 @@ CLOSED_LEVEL = 0.56
 CLOSE_S, HOLD_S, OPEN_S = 0.11, 0.0, 0.27
 SACCADE_EVERY_S = (1.2, 3.5)
 SACCADE_SD_DEG = (2.0, 1.2)  # yaw, pitch spread of fixation points
-
-
-def _smoothstep(x: np.ndarray) -> np.ndarray:
-    x = np.clip(x, 0, 1)
-    return x * x * (3 - 2 * x)
 
 
 def blink_shape(t: np.ndarray) -> np.ndarray:

@@ -16,8 +16,11 @@ LASH_OPACITY = 0.85  # the drawn lash line, softer than the darkest lash tone
 # Of the eye's width: the lid plate differs from the photo this far beside, above (the lid's fold,
 # from a lid already shut) and below the eye opening (face/lids.py).
 ROI_PAD = (0.45, 0.8, 0.45)
-LASH_WIDTH = 0.14  # a shut eye's lash line at its thickest (mid-lid), of the eye's width
-LASH_BELOW = 0.5  # of that thickness below the lid's edge
+# A shut eye's lash line at its thickest (mid-lid), of the eye's width: real shut lashes are a band
+# (docs/blinks.jpg); a hairline (0.035) left dlib reading most shut eyes as barely shut
+# (tools/blink_probe.py: EAR 0.27-1.35 of open, now 0.21-0.70).
+LASH_WIDTH = 0.14
+LASH_BELOW = 0.5  # of that thickness below the lid's edge (the rest above it)
 LASH_CORNER = 0.6  # of that thickness at the eye's corners
 LASH_SOFT = 0.15  # of that thickness: the line's edges blur over this much (lashes, not a pen stroke)
 
@@ -30,7 +33,7 @@ def gaze_offset_px(gaze_yaw: float, gaze_pitch: float, px_per_cm: float) -> np.n
 
 def lash_band(upper_lid: np.ndarray, thickness: float) -> np.ndarray:
     """(2N, 2) polygon of the lash line along the lid's edge `upper_lid` (corner to corner, px):
-    `thickness` px across mid-lid, tapering to nothing at the corners, mostly below the edge."""
+    `thickness` px across mid-lid, tapering to LASH_CORNER of it at the corners."""
     chord = upper_lid[-1] - upper_lid[0]
     down = np.array([-chord[1], chord[0]]) / max(float(np.linalg.norm(chord)), 1e-6)
     if down[1] < 0:
@@ -47,8 +50,9 @@ def draw_eye(frame: np.ndarray, opening: np.ndarray, upper_lid: np.ndarray, clos
 
     opening: (N, 2) output px of the lid contour; upper_lid: its upper half, corner to corner;
     closure: how closed the lid is (0 open .. 1 shut). As the lid closes, the skin around the eye
-    fades to the lid plate (skin, no stretched lashes), a lash line follows the lid's edge, and
-    the eyeball fades out over the last part of the closure so no sliver of it remains.
+    fades to the lid plate (skin, no stretched lashes, face/lids.py), a lash band that thickens as
+    the lashes turn down follows the lid's edge, and the eyeball fades out over the last part of
+    the closure so no sliver of it remains.
     """
     h, w = frame.shape[:2]
     eye_w = float(opening[:, 0].max() - opening[:, 0].min())
