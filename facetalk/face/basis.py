@@ -34,7 +34,7 @@ STRETCH_CM = np.array([0.45, -0.15, -0.1])
 FROWN_CM = np.array([0.1, -0.5, 0.0])  # corner offset of a full frown (depressor anguli oris)
 BROW_RAISE_CM = 0.45
 JAW_CLOSING_SHARE = 0.8  # of an open photo's lip gap closed by raising the jaw; the lips close the rest
-LID_SIGMA_CM = 0.32  # how far above the lid the skin follows it
+LID_SIGMA_CM = 0.2  # how far above the lid the skin follows it: the crease stays, the lid plate covers the fold
 LIP_MOVE_CM = 0.3  # how far upperLipUp / lowerLipDown move their lip at 1
 LIP_SIDE_CM = 0.4  # over this band about the lip line a lip field fades from its lip's side to nothing
 

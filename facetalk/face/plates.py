@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from facetalk.face.detect import _mp, _quiet_native_logs
-from facetalk.face.landmarks import EYE_L, EYE_L_UPPER, EYE_R, EYE_R_UPPER, FACE_OVAL, IRIS_L_CENTER, IRIS_L_RING, IRIS_R_CENTER, IRIS_R_RING
+from facetalk.face.landmarks import EYE_L, EYE_R, FACE_OVAL, IRIS_L_CENTER, IRIS_L_RING, IRIS_R_CENTER, IRIS_R_RING
 
 PLATE_WORK_SIDE = 160  # px: the background is inpainted at this size; it only shows at edges
 MIRROR_REACH = 0.08  # share of the crop side over which the mirrored background fades into the smooth fill
@@ -123,41 +123,3 @@ def eye_plate_and_iris(image: np.ndarray, landmarks2d: np.ndarray) -> tuple[np.n
         # Sclera around the iris is the colour to extend; the lids must not bleed in.
         plate[y0:y1, x0:x1] = cv2.inpaint(roi, hole, 3, cv2.INPAINT_TELEA)
     return plate, iris_alpha
-
-
-def lid_plate(image: np.ndarray, landmarks2d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The image with each eye opening and its lash line inpainted from the skin around it.
-
-    A closing lid is skin, not the lashes stretched: while an eye blinks, the renderer fades
-    from the photo to this plate around the eye and draws the lash line where the lid now is.
-    Returns the plate and the lash colour (the darkest tones just above the upper lids).
-    """
-    plate = image.copy()
-    lash_samples = []
-    for eye, upper in ((EYE_R, EYE_R_UPPER), (EYE_L, EYE_L_UPPER)):
-        poly = landmarks2d[list(eye)].astype(np.float64)
-        width = float(np.linalg.norm(poly.max(0) - poly.min(0)))
-        grow = max(2, int(round(0.16 * width)))
-        x0, y0 = np.floor(poly.min(0)).astype(int) - 3 * grow
-        x1, y1 = np.ceil(poly.max(0)).astype(int) + 3 * grow
-        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, image.shape[1]), min(y1, image.shape[0])
-        if x1 - x0 < 4 or y1 - y0 < 4:
-            continue
-        hole = np.zeros((y1 - y0, x1 - x0), np.uint8)
-        cv2.fillPoly(hole, [np.round(poly - (x0, y0)).astype(np.int32)], 255)
-        hole = cv2.dilate(hole, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
-        roi = np.ascontiguousarray(plate[y0:y1, x0:x1])
-        filled = cv2.inpaint(roi, hole, grow + 2, cv2.INPAINT_TELEA)
-        soft = cv2.GaussianBlur(hole, (0, 0), max(1.0, grow / 3)).astype(np.float32)[..., None] / 255.0
-        plate[y0:y1, x0:x1] = np.clip(roi * (1 - soft) + filled * soft, 0, 255).astype(np.uint8)
-        band = np.zeros_like(hole)
-        lid = np.round(landmarks2d[list(upper)] - (x0, y0)).astype(np.int32)
-        cv2.polylines(band, [lid], False, 255, max(1, grow // 2))
-        lash_samples.append(roi[band > 0].reshape(-1, 3))
-    if lash_samples and len(np.concatenate(lash_samples)):
-        samples = np.concatenate(lash_samples).astype(np.float32)
-        dark = samples[samples.sum(1) <= np.percentile(samples.sum(1), 20)]
-        lash = dark.mean(0)
-    else:
-        lash = np.array([40.0, 30.0, 30.0])
-    return plate, lash.astype(np.float32)

@@ -16,7 +16,8 @@ from facetalk.errors import FacetalkError
 from facetalk.face import landmarks as L
 from facetalk.face.basis import EXPRESSIONS, build_basis
 from facetalk.face.detect import FaceBox, crop_square, find_faces, mesh_landmarks
-from facetalk.face.plates import (background_plate, eye_plate_and_iris, iris_geometry, lid_plate,
+from facetalk.face.lids import lid_plate
+from facetalk.face.plates import (background_plate, eye_plate_and_iris, iris_geometry,
                                   person_alpha, unmix_foreground)
 from facetalk.face.pose import HeadPose, fit_pose
 from facetalk.face.ring import build_ring

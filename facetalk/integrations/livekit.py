@@ -37,6 +37,7 @@ except ImportError as e:  # pragma: no cover - depends on the environment
     raise ImportError('facetalk.integrations.livekit needs LiveKit Agents: pip install "facetalk[livekit]"') from e
 
 from facetalk.integrations.speech_frames import SpeechFrames
+from facetalk.integrations.timeline import PlayoutClock
 from facetalk.motion.controls import Controls, ControlTrack
 
 if TYPE_CHECKING:
@@ -62,26 +63,21 @@ class FrameClock:
     """
 
     def __init__(self, fps: float, now: Callable[[], float] = time.monotonic) -> None:
-        self.fps = fps
-        self._now = now
-        self._start: float | None = None
-        self._frames = 0
+        self._playout = PlayoutClock(fps, now)
+        self._frames = 0  # handed out
 
     def wait(self) -> float:
         """Seconds until a listening frame may be made (<= 0: now)."""
-        now = self._now()
-        if self._start is None:
+        if not self._frames:
             return 0.0  # nothing handed out yet: the first frame is due now
-        due = self._start + self._frames / self.fps
-        if now - due > MAX_LAG_S:
-            self._start = now - self._frames / self.fps
-            due = now
-        return due - IDLE_LEAD_S - now
+        if (self._playout.due() - self._frames) / self._playout.fps > MAX_LAG_S:
+            self._playout.anchor(self._frames)
+        return self._playout.seconds_until(self._frames) - IDLE_LEAD_S
 
     def tick(self) -> None:
         """A frame was handed out."""
-        if self._start is None:
-            self._start = self._now()
+        if not self._frames:
+            self._playout.anchor(0)
         self._frames += 1
 
 
