@@ -617,8 +617,17 @@ def measure_webrtc(seconds: float = 12.0, max_sessions: int = 6, memory_minutes:
     side by side, then memory over a session; with the targets each figure is held to."""
     cv2.setNumThreads(1)
     quality = rtc_quality(seconds)
+    # That session's client and server share one interpreter (to compare the frames sent with those
+    # rendered), so its timing is the two fighting over one GIL; the latency that counts is the
+    # first session of the side-by-side run, against a server in its own process as deployed.
+    for k in ("latency_p50_ms", "latency_p95_ms"):
+        quality[k + "_in_process"] = quality.pop(k, None)
     result: dict[str, Any] = {"webrtc_" + k: v for k, v in quality.items()}
     result.update(side_by_side(seconds, max_sessions))
+    solo = [c for c in result.get("webrtc_1_sessions", {}).get("clients", []) if "latency_p95_ms" in c]
+    latency_p95 = solo[0]["latency_p95_ms"] if solo else np.inf
+    if solo:
+        result.update(webrtc_latency_p50_ms=solo[0]["latency_p50_ms"], webrtc_latency_p95_ms=latency_p95)
     if memory_minutes > 0:
         result.update(rtc_memory(memory_minutes))
     result["targets"] = {
@@ -627,7 +636,7 @@ def measure_webrtc(seconds: float = 12.0, max_sessions: int = 6, memory_minutes:
     result["meets"] = {
         "bitrate": quality.get("bitrate_mbps", np.inf) <= RTC_BITRATE_TARGET_MBPS,
         "psnr": quality.get("psnr_db_mean", 0) >= RTC_PSNR_TARGET_DB,
-        "latency": quality.get("latency_p95_ms", np.inf) <= RTC_LATENCY_TARGET_MS,
+        "latency": latency_p95 <= RTC_LATENCY_TARGET_MS,
         "lip_sync": max(abs(quality.get("lips_minus_sound_ms_p5", np.inf)),
                         abs(quality.get("lips_minus_sound_ms_p95", np.inf))) <= RTC_SYNC_TARGET_MS,
         "concurrency": result["webrtc_sessions_sustained"] >= result["ws_sessions_sustained"]}
