@@ -368,6 +368,10 @@ async function openRtc(mode, audio, track) {
   pc.ontrack = (event) => {
     // the face and its sound arrive as one MediaStream: the browser keeps them in sync
     if (remote.srcObject !== event.streams[0]) remote.srcObject = event.streams[0];
+    // The server already sends sound and frames together, on time: ask the browser for its
+    // smallest jitter buffer (its default targets a far-away peer), for the sound and so the face.
+    if ("jitterBufferTarget" in event.receiver) event.receiver.jitterBufferTarget = 0;
+    else if ("playoutDelayHint" in event.receiver) event.receiver.playoutDelayHint = 0;
   };
   const started = new Promise((resolve, reject) => {
     channel.onmessage = (event) => {
