@@ -6,7 +6,8 @@ arriving to its frame leaving, sent on the data channel each second), the networ
 (RTCPeerConnection stats) and the browser's own playout delay (requestVideoFrameCallback's
 expectedDisplayTime - receiveTime): sound in to frame on screen, less the microphone's capture.
 This samples it four times a second once frames flow, and prints p50 / p95 / max with the frame
-rate and the video's size (a busy server sheds load by halving both).
+rate and the video's size (a busy server sheds load by halving both); and the lips against the
+sound as Chromium plays them (`estimatedPlayoutTimestamp` of the video track minus the audio's).
 
     .venv/bin/python tools/browser_latency.py --seconds 20      # needs /usr/bin/chromium (make setup)
 """
@@ -31,6 +32,12 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
          "--disable-component-update", "--disable-sync", "--no-first-run",
          "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
          "--autoplay-policy=no-user-gesture-required"]
+# Chromium's estimate, per track, of the sender's (NTP) time of what it plays out now: video's minus
+# audio's is how far the lips are from the sound on screen (video moves in 40 ms steps, audio 10 ms).
+SYNC = """async () => { const r = await window.facetalkStream.pc.getStats(); let a = null, v = null;
+  r.forEach((s) => { if (s.type === 'inbound-rtp' && s.estimatedPlayoutTimestamp) {
+    if (s.kind === 'audio') a = s.estimatedPlayoutTimestamp; else v = s.estimatedPlayoutTimestamp; } });
+  return a !== null && v !== null ? v - a : null; }"""
 SAMPLE = """() => { const s = window.facetalkStream; const v = document.getElementById('remote');
   return s && s.latencies.length ? {ms: s.latencies[s.latencies.length - 1][1], server: s.serverMs,
     rtt: s.rttMs || 0, fps: Number(document.getElementById('fps').textContent) || 0,
@@ -60,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             while time.monotonic() < end:
                 s = page.evaluate(SAMPLE)
                 if s:
-                    samples.append(s)
+                    samples.append({**s, "sync": page.evaluate(SYNC)})
                 time.sleep(0.25)
             browser.close()
     finally:
@@ -76,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
            "rtt_ms": round(float(np.median([s["rtt"] for s in samples])), 2),
            "fps_median": float(np.median([s["fps"] for s in samples])),
            "video_sizes": sorted({s["size"] for s in samples}), "samples": len(samples)}
+    sync = np.array([s["sync"] for s in samples if s["sync"] is not None], np.float64)
+    if len(sync):
+        out.update({f"lips_minus_sound_ms_{name}": round(float(np.percentile(sync, q)), 1)
+                    for name, q in (("p5", 5), ("median", 50), ("p95", 95))}, sync_samples=len(sync))
     print(json.dumps(out))
     return 0
 
