@@ -47,7 +47,7 @@ from facetalk.stream.config import ServerConfig
 from facetalk.stream.protocol import ProtocolError, controls_json, encode_frame, parse_message, updated_controls
 from facetalk.stream.recording import Recorder, RecordingStore
 from facetalk.stream.session import Int16Bytes, LiveFrame, Session
-from facetalk.stream.shedding import Shedder
+from facetalk.stream.shedding import Shedder, shed_push
 
 log = logging.getLogger("facetalk.serve")
 T = TypeVar("T")
@@ -410,19 +410,7 @@ class LiveStream:
             needed = (index + 1 + LOOKAHEAD_FRAMES) * SAMPLE_RATE / fps  # the sound that completes the frame
             return next((d for end, d in dues if end >= needed - 0.5), dues[-1][1])
 
-        started: float | None = None
-
-        def keep(index: int, newest: bool) -> bool:
-            nonlocal started
-            now = time.monotonic()
-            if started is not None:  # the frame kept last has been rendered since
-                shedder.rendered(now - started)
-            started = now if shedder.keep(index, newest, now, due(index)) else None
-            return started is not None
-
-        frames = self.session.push(pcm, keep)
-        if started is not None:
-            shedder.rendered(time.monotonic() - started)
+        frames = shed_push(self.session, pcm, shedder, due)
         return frames, [self._encode(f) for f in frames], [due(f.index) for f in frames]
 
     def _close_session(self) -> tuple[list[LiveFrame], list[bytes], list[float]]:

@@ -25,11 +25,16 @@ Not thread-safe by itself: one session's worker and event loop call it in turn, 
 from __future__ import annotations
 
 import random
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from facetalk.stream.session import LiveFrame, Session
 
 
 @dataclass(frozen=True)
@@ -158,3 +163,22 @@ class Shedder:
     def _notify(self, now: float, reason: str) -> dict[str, Any]:
         self._noticed_at, self._noticed_dropped = now, self.dropped
         return self.notice(reason)
+
+
+def shed_push(session: "Session", pcm: np.ndarray, shedder: "Shedder", due: Callable[[int], float]) -> list["LiveFrame"]:
+    """Push sound into a live session, rendering only the frames `shedder` keeps (`due(index)`: when
+    the sound completing that frame arrived), and tell it how long each kept frame took."""
+    started: float | None = None
+
+    def keep(index: int, newest: bool) -> bool:
+        nonlocal started
+        now = time.monotonic()
+        if started is not None:  # the frame kept last has been rendered since
+            shedder.rendered(now - started)
+        started = now if shedder.keep(index, newest, now, due(index)) else None
+        return started is not None
+
+    frames = session.push(pcm, keep)
+    if started is not None:
+        shedder.rendered(time.monotonic() - started)
+    return frames

@@ -58,7 +58,7 @@ from facetalk.stream.live import LiveContext, record_frames
 from facetalk.stream.protocol import ProtocolError, clip, controls_json, parse_message, updated_controls
 from facetalk.stream.recording import Recorder
 from facetalk.stream.session import LiveFrame, Session
-from facetalk.stream.shedding import Shedder
+from facetalk.stream.shedding import Shedder, shed_push
 
 log = logging.getLogger("facetalk.serve")
 T = TypeVar("T")
@@ -554,19 +554,7 @@ class PeerSession:
             needed = (index + 1 + LOOKAHEAD_FRAMES) * SAMPLE_RATE / fps
             return next((d for e, d in ends if e >= needed - 0.5), ends[-1][1])
 
-        started: float | None = None
-
-        def keep(index: int, newest: bool) -> bool:
-            nonlocal started
-            now = time.monotonic()
-            if started is not None:
-                shedder.rendered(now - started)
-            started = now if shedder.keep(index, newest, now, due(index)) else None
-            return started is not None
-
-        frames = self.session.push(pcm16, keep)
-        if started is not None:
-            shedder.rendered(time.monotonic() - started)
+        frames = shed_push(self.session, pcm16, shedder, due)
         return frames, [self._outgoing(f, due(f.index)) for f in frames], pcm16
 
     def _outgoing(self, frame: LiveFrame, due: float) -> _Outgoing:
