@@ -9,10 +9,7 @@ generous), so frames can be counted; two live sessions at most, so the refusal c
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import socket
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -27,6 +24,7 @@ from facetalk.safety.detect import detect
 from facetalk.safety.verify import verify
 from facetalk.stream.config import ServerConfig
 from facetalk.stream.protocol import ProtocolError
+from facetalk.stream.bench import in_process_server
 from facetalk.stream.server import create_app
 from facetalk.stream.webrtc import InOrderPackets, MediaClock, SpeechBuffer, parse_offer
 from facetalk.stream.webrtc_client import WebRTCClient, post_json
@@ -35,27 +33,10 @@ FPS = 25
 MAX_SESSIONS = 2
 
 
-@contextlib.contextmanager
-def running(config: ServerConfig) -> Iterator[tuple[str, object]]:
-    """`facetalk serve`'s app under uvicorn in a thread: (base URL, app)."""
-    uvicorn = pytest.importorskip("uvicorn")
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    app = create_app(config)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 120
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "the test server did not start"
-    try:
-        yield f"http://127.0.0.1:{port}", app
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+def running(config: ServerConfig):
+    """`facetalk serve`'s app under uvicorn in a thread: a context manager of (base URL, app)."""
+    pytest.importorskip("uvicorn")
+    return in_process_server(config)
 
 
 @pytest.fixture(scope="module")

@@ -461,7 +461,7 @@ def rtc_measures(received: Any, sent: list[float], fps: float = FPS,
     return out
 
 
-def _in_process_server(config: Any) -> Any:
+def in_process_server(config: Any) -> Any:
     """`facetalk serve`'s app under uvicorn in a thread of this process: a context manager of
     (base URL, app), so a measuring hook can reach the server's objects."""
     import contextlib
@@ -482,6 +482,10 @@ def _in_process_server(config: Any) -> Any:
         deadline = time.monotonic() + 180
         while not server.started and thread.is_alive() and time.monotonic() < deadline:
             time.sleep(0.05)
+        if not server.started:
+            server.should_exit = True
+            sock.close()
+            raise RuntimeError("the in-process server did not start")
         try:
             yield f"http://127.0.0.1:{sock.getsockname()[1]}", app
         finally:
@@ -513,7 +517,7 @@ def rtc_quality(seconds: float) -> dict[str, Any]:
     from facetalk.stream.config import ServerConfig
 
     rendered: dict[int, np.ndarray] = {}
-    with _in_process_server(ServerConfig(max_sessions=2, record=False)) as (base, app):
+    with in_process_server(ServerConfig(max_sessions=2, record=False)) as (base, app):
         app.state.facetalk.webrtc.tap = lambda peer, frame: rendered.__setitem__(frame.index, frame.image)
         client, end = asyncio.run(rtc_client_run(base, _voice48(seconds), keep_images=True))
     out = rtc_measures(client.received, client.voice.sent, rendered=rendered)
