@@ -127,3 +127,25 @@ def test_recogniser_finds_speech_and_silence(voice: np.ndarray) -> None:
     assert "SIL" in p.labels and sum(viseme_of(x) in ("AA", "EH", "IY", "OW") for x in p.labels) > 15
     silent = recognise_phones(np.zeros(16000), 16000)
     assert set(silent.labels) <= {"SIL"}
+
+
+def test_the_reach_sets_how_far_a_viseme_spreads() -> None:
+    """A shorter reach (the fitted timing: crisper, as read speech is) leaves the mouth shut longer
+    before a vowel and opens it as fully inside it."""
+    p = phones(("SIL", 0.0, 1.0), ("AA", 1.0, 1.6), ("SIL", 1.6, 2.4))
+    short, long = (blend(p, 60, FPS, reach_s=r, anticipation_s=0.015) for r in (0.04, 0.09))
+    assert at(short, "jawOpen", 0.9) < 0.5 * at(long, "jawOpen", 0.9)
+    assert at(short, "jawOpen", 1.3) == pytest.approx(target("AA", "jawOpen"), abs=0.01)
+    assert at(long, "jawOpen", 1.3) < at(short, "jawOpen", 1.3) - 0.03
+
+
+def test_mouth_motion_uses_the_fitted_coarticulation() -> None:
+    from facetalk.motion.fitted import fitted
+
+    reach, anticipation = fitted().coarticulation
+    assert 0.02 <= reach <= 0.12 and 0.0 <= anticipation <= 0.05
+    f = Features(FPS, *(np.full(60, v, np.float32) for v in (0.8, -20.0, 0.0, 1.0)),
+                 phones(("SIL", 0.0, 1.0), ("AA", 1.0, 1.6), ("SIL", 1.6, 2.4)))
+    table = fitted().visemes
+    want = blend(f.phones, 60, FPS, targets=table, reach_s=reach, anticipation_s=anticipation)["mouthStretch"]
+    assert np.allclose(mouth_curves(f)["mouthStretchL"], want)

@@ -71,6 +71,8 @@ ENCODING_CODE = ("face/basis.py", "motion/encode.py", "face/track.py", "face/pos
                  "audio/phones.py", "audio/pitch.py")  # a change here re-encodes the clips
 RIDGE = 2.0  # pull of each viseme target towards its authored value (phonetics where data is thin)
 FIXED = {("PP", "jawOpen"), ("PP", "lowerLipDown"), ("PP", "mouthFunnel"), ("PP", "upperLipUp")}  # shut lips
+COART_REACH_S = (0.03, 0.04, 0.05, 0.07, 0.09)  # the coarticulation timings the mouth fit tries
+COART_ANTICIPATION_S = (0.0, 0.015, 0.03)
 OPENING = ("jawOpen", "lowerLipDown", "upperLipUp")  # fitted, and what the lip-gap spread is matched with
 # The lip shapes (press, funnel, pucker, stretch) keep their authored targets: the encoder tells them
 # apart from each other and from a smile only weakly (overlapping fields under a ridge), and fitted
@@ -182,20 +184,20 @@ def real_mouth(real: np.ndarray) -> np.ndarray:
 
 # --- mouth ------------------------------------------------------------------------------------------
 
-def mouth_track(clip: Clip, targets: np.ndarray, gain: tuple[float, float]) -> np.ndarray:
+def mouth_track(clip: Clip, targets: np.ndarray, gain: tuple[float, float], coart: tuple[float, float]) -> np.ndarray:
     """(T, COLUMNS) the generator's mouth for a clip (other columns neutral)."""
     f = clip.features
-    curves = MouthMotion(FPS, targets, gain).run(f.phones, f.loudness, f.brightness, f.active)
+    curves = MouthMotion(FPS, targets, gain, coart).run(f.phones, f.loudness, f.brightness, f.active)
     out = np.zeros((len(f), len(COLUMNS)))
     for name, curve in curves.items():
         out[:, _C[name]] = curve
     return out
 
 
-def best_lag(clip: Clip, targets: np.ndarray, gain: tuple[float, float], per_unit: dict[str, float],
-             max_lag: int = 2) -> int:
+def best_lag(clip: Clip, targets: np.ndarray, gain: tuple[float, float], coart: tuple[float, float],
+             per_unit: dict[str, float], max_lag: int = 2) -> int:
     """Frames the real lips trail the generated ones (within ±max_lag): a clip's own AV offset."""
-    real, gen = lip_gap(clip.real, per_unit), lip_gap(mouth_track(clip, targets, gain), per_unit)
+    real, gen = lip_gap(clip.real, per_unit), lip_gap(mouth_track(clip, targets, gain, coart), per_unit)
     n = len(real)
 
     def r(k: int) -> float:
@@ -212,7 +214,8 @@ def shift(x: np.ndarray, k: int) -> np.ndarray:
     return x[idx]
 
 
-def fit_viseme_targets(clips: list[Clip], lags: dict[str, int], floor: float) -> tuple[np.ndarray, float]:
+def fit_viseme_targets(clips: list[Clip], lags: dict[str, int], floor: float, coart: tuple[float, float]
+                       ) -> tuple[np.ndarray, float]:
     """Bounded ridge least squares of every mouth coefficient's viseme targets; (table, residual)."""
     prior = target_table()
     table = prior.copy()
@@ -221,7 +224,7 @@ def fit_viseme_targets(clips: list[Clip], lags: dict[str, int], floor: float) ->
     blocks = []
     for clip in clips:
         f = clip.features
-        w = viseme_weights(f.phones, len(f), FPS) if f.phones is not None else None
+        w = viseme_weights(f.phones, len(f), FPS, 0, *coart) if f.phones is not None else None
         if w is None:
             continue
         level = Follower(FPS, ATTACK_S, RELEASE_S).run(f.loudness.astype(np.float64))
@@ -247,29 +250,54 @@ def fit_viseme_targets(clips: list[Clip], lags: dict[str, int], floor: float) ->
     return table, total
 
 
-def fit_mouth(clips: list[Clip], per_unit: dict[str, float], start: tuple[np.ndarray, tuple[float, float]]
-              ) -> tuple[np.ndarray, tuple[float, float], dict[str, int]]:
-    targets, gain = start
-    lags = {c.name: best_lag(c, targets, gain, per_unit) for c in clips}
+def gap_r(clip: Clip, table: np.ndarray, gain: tuple[float, float], coart: tuple[float, float],
+          per_unit: dict[str, float]) -> float:
+    """Pearson r of the generated and the real lip gap, frame by frame."""
+    return float(np.corrcoef(lip_gap(mouth_track(clip, table, gain, coart), per_unit), lip_gap(clip.real, per_unit))[0, 1])
+
+
+def fit_targets_and_gain(clips: list[Clip], lags: dict[str, int], coart: tuple[float, float]
+                         ) -> tuple[np.ndarray, tuple[float, float]]:
+    """The viseme targets and the loudness gain for one coarticulation timing."""
     best = None
     # The real lips follow the phones more than the loudness: the residual falls all the way to a
     # constant gain (floor 1). The floor stops at 0.8 (2 % more residual than 1.0 on these clips), so
     # a fifth of the opening stays on the loudness, which a live stream knows exactly while its
     # phones are still being read.
     for floor in (0.2, 0.35, 0.5, 0.65, 0.8):
-        table, residual = fit_viseme_targets(clips, lags, floor)
+        table, residual = fit_viseme_targets(clips, lags, floor, coart)
         if best is None or residual < best[1]:
             best = (table, residual, floor)
     table, _, floor = best
-    gain = (floor, 1.0 - floor)
+    return table, (floor, 1.0 - floor)
+
+
+def fit_mouth(clips: list[Clip], per_unit: dict[str, float],
+              start: tuple[np.ndarray, tuple[float, float], tuple[float, float]]
+              ) -> tuple[np.ndarray, tuple[float, float], tuple[float, float], dict[str, int]]:
+    """Targets and gain for each coarticulation timing (reach, anticipation) on a grid; the timing
+    whose lips correlate best with the real ones (mean r over the clips) wins. Noisy phones favour
+    a long reach (smoothing over misread phones), crisp articulation a short one: the data decide."""
+    targets, gain, coart = start
+    lags = {c.name: best_lag(c, targets, gain, coart, per_unit) for c in clips}
+    best = None
+    for reach in COART_REACH_S:
+        for anticipation in COART_ANTICIPATION_S:
+            table, g = fit_targets_and_gain(clips, lags, (reach, anticipation))
+            r = float(np.mean([gap_r(c, table, g, (reach, anticipation), per_unit) for c in clips]))
+            print(f"  coarticulation reach {reach:.3f} s, anticipation {anticipation:.3f} s: mean lip-gap r {r:.3f}")
+            if best is None or r > best[0]:
+                best = (r, table, g, (reach, anticipation))
+    _, table, gain, coart = best
     # Least squares on noisy phones shrinks the motion towards its mean: widen the opening until
     # the generated lip-gap spread is the real one (mean of per-clip ratios 1).
-    ratios = [lip_gap(mouth_track(c, table, gain), per_unit).std() / lip_gap(c.real, per_unit).std() for c in clips]
+    ratios = [lip_gap(mouth_track(c, table, gain, coart), per_unit).std() / lip_gap(c.real, per_unit).std()
+              for c in clips]
     scale = 1.0 / float(np.mean(ratios))
     for name in OPENING:
         p = MOUTH.index(name)
         table[:, p] = np.clip(table[:, p] * scale, 0.0, 1.0)
-    return table, gain, lags
+    return table, gain, coart, lags
 
 
 # --- head -------------------------------------------------------------------------------------------
@@ -390,7 +418,7 @@ def figures(clips: list[Clip], f: fitted_module.Fitted, per_unit: dict[str, floa
     rows = []
     head, expr = f.head, f.expression
     for c in clips:
-        gen_gap = lip_gap(mouth_track(c, f.visemes, f.mouth_gain), per_unit)
+        gen_gap = lip_gap(mouth_track(c, f.visemes, f.mouth_gain, f.coarticulation), per_unit)
         real_gap = lip_gap(c.real, per_unit)
         r = real_expression_sd(c)
         b = brow_curves(c, expr, head)
@@ -462,13 +490,14 @@ def calibrate(table: np.ndarray, head: dict, expression: dict, factors: dict[str
                 target[key] = round(target[key] * k, 3)
 
 
-def to_json(table: np.ndarray, gain: tuple[float, float], head: dict, expression: dict, fit: list[str],
-            held: list[str]) -> dict:
+def to_json(table: np.ndarray, gain: tuple[float, float], coart: tuple[float, float], head: dict, expression: dict,
+            fit: list[str], held: list[str]) -> dict:
     return {
         "source": "tools/fit_motion.py over ../shared/eval/video_real",
         "fitted_on": fit, "held_out": held,
         "visemes": {v: {p: round(float(table[i, k]), 3) for k, p in enumerate(MOUTH)} for i, v in enumerate(VISEME_NAMES)},
-        "mouth": {"gain_floor": round(gain[0], 3), "gain_slope": round(gain[1], 3)},
+        "mouth": {"gain_floor": round(gain[0], 3), "gain_slope": round(gain[1], 3),
+                  "reach_s": coart[0], "anticipation_s": coart[1]},
         "head": head, "expression": expression,
     }
 
@@ -494,9 +523,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(fit)} clips to fit, {len(clips) - len(fit)} held out ({', '.join(HELD_OUT)})")
     print("lip gap (cm) per unit coefficient:", {k: round(v, 3) for k, v in per_unit.items()})
 
-    table, gain, lags = fit_mouth(fit, per_unit, (before.visemes, before.mouth_gain))
+    table, gain, coart, lags = fit_mouth(fit, per_unit, (before.visemes, before.mouth_gain, before.coarticulation))
     print("\nmouth: AV lag of each real clip (frames the lips trail the sound):", lags)
-    print(f"mouth: loudness gain = {gain[0]:.2f} + {gain[1]:.2f} * loudness")
+    print(f"mouth: loudness gain = {gain[0]:.2f} + {gain[1]:.2f} * loudness; coarticulation reach {coart[0]} s, "
+          f"anticipation {coart[1]} s")
     print("mouth: viseme targets (" + ", ".join(MOUTH) + ")")
     for i, v in enumerate(VISEME_NAMES):
         authored = VISEMES[v].target
@@ -514,7 +544,7 @@ def main(argv: list[str] | None = None) -> int:
         head = json.loads(json.dumps(head))  # a deep copy to scale
         calibrate(table, head, expression, factors)
         print(f"head: {head}\nexpressions: {expression}")
-    data = to_json(table, gain, head, expression, [c.name for c in fit], [c.name for c in clips if c.held_out])
+    data = to_json(table, gain, coart, head, expression, [c.name for c in fit], [c.name for c in clips if c.held_out])
     if args.calibrate:
         data["calibrated_by"] = {m: round(k, 3) for m, k in factors.items()}
     after = fitted_module.parse(data)

@@ -23,6 +23,7 @@ from facetalk.motion.visemes import MOUTH, VISEME_NAMES
 class Fitted:
     visemes: np.ndarray  # (V, P) mouth targets, VISEME_NAMES x MOUTH
     mouth_gain: tuple[float, float]  # (floor, slope): jaw scale = floor + slope * loudness
+    coarticulation: tuple[float, float]  # (reach_s, anticipation_s) of visemes.viseme_weights
     head: dict[str, dict[str, float] | float]  # drift_sd, turn_sd per angle; nod_deg, engage_s, power
     expression: dict[str, float]  # smile, smile_chance, brow, wide
 
@@ -30,7 +31,8 @@ class Fitted:
 def parse(data: dict) -> Fitted:
     table = np.array([[float(data["visemes"][v][p]) for p in MOUTH] for v in VISEME_NAMES])
     m = data["mouth"]
-    return Fitted(table, (float(m["gain_floor"]), float(m["gain_slope"])), data["head"], data["expression"])
+    return Fitted(table, (float(m["gain_floor"]), float(m["gain_slope"])),
+                  (float(m["reach_s"]), float(m["anticipation_s"])), data["head"], data["expression"])
 
 
 @cache

@@ -33,10 +33,12 @@ class MouthMotion:
     gap is removed and every opening comes from the speech, or a photo taken mid-word would never
     shut its mouth."""
 
-    def __init__(self, fps: float, targets: np.ndarray | None = None, gain: tuple[float, float] | None = None) -> None:
+    def __init__(self, fps: float, targets: np.ndarray | None = None, gain: tuple[float, float] | None = None,
+                 coarticulation: tuple[float, float] | None = None) -> None:
         f = fitted()
         self.targets = f.visemes if targets is None else targets  # (V, P): fitted to real speakers
         self.gain_floor, self.gain_slope = f.mouth_gain if gain is None else gain
+        self.reach_s, self.anticipation_s = f.coarticulation if coarticulation is None else coarticulation
         self.fps = fps
         self.frame = 0
         self.gain = Follower(fps, ATTACK_S, RELEASE_S)
@@ -54,7 +56,8 @@ class MouthMotion:
         return {**curves, "mouthClose": np.ones(len(loud))}
 
     def _viseme_curves(self, phones: Phones, gain: np.ndarray) -> dict[str, np.ndarray]:
-        v = blend(phones, len(gain), self.fps, first=self.frame, targets=self.targets)
+        v = blend(phones, len(gain), self.fps, first=self.frame, targets=self.targets, reach_s=self.reach_s,
+                  anticipation_s=self.anticipation_s)
         jaw = np.clip(v["jawOpen"] * gain, 0.0, 1.0)
         return {
             "jawOpen": jaw,

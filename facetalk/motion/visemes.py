@@ -22,6 +22,7 @@ MOUTH = ("jawOpen", "mouthPress", "mouthFunnel", "mouthPucker", "mouthStretch", 
 JAW, LIPS = 0, 1  # articulator groups: the jaw, and everything the lips do
 _GROUP = np.array([JAW, LIPS, LIPS, LIPS, LIPS, LIPS, LIPS])
 
+# The timing of the coarticulation (fitted to real speakers with the targets: motion/fitted.json):
 ANTICIPATION_S = 0.03  # the mouth shapes this much before the sound's centre
 REACH_S = 0.07  # how far (beyond its own half length) a viseme's influence reaches
 CLOSURE_JAW = 0.05  # jawOpen at the closed frame of a bilabial
@@ -83,12 +84,13 @@ def target_table(visemes: dict[str, Viseme] = VISEMES) -> np.ndarray:
     return np.array([visemes[name].target for name in VISEME_NAMES])
 
 
-def viseme_weights(phones: Phones, n_frames: int, fps: float, first: int = 0) -> np.ndarray:
+def viseme_weights(phones: Phones, n_frames: int, fps: float, first: int = 0, reach_s: float = REACH_S,
+                   anticipation_s: float = ANTICIPATION_S) -> np.ndarray:
     """(n_frames, 2, V) normalised influence of each viseme on each articulator group (jaw, lips)
     at frames first .. first+n_frames-1 (phones timed from frame 0).
 
     Dominance of segment i at time t: its group's strength times a falloff that is flat over the
-    segment (shifted earlier by ANTICIPATION_S) and decays with distance beyond it over REACH_S.
+    segment (shifted earlier by `anticipation_s`) and decays with distance beyond it over `reach_s`.
     The blend is linear in the targets (`weights @ targets`), which is what lets the fit
     (tools/fit_motion.py) solve for the targets by least squares through this very coarticulation.
     """
@@ -101,10 +103,10 @@ def viseme_weights(phones: Phones, n_frames: int, fps: float, first: int = 0) ->
     which = np.array([VISEME_NAMES.index(v) for v in names])
     onehot = np.eye(len(VISEME_NAMES))[which]  # (N, V)
     dom = np.array([VISEMES[v].dominance for v in names])  # (N, 2)
-    reach = np.where([n == "sil" for n in names], 2 * REACH_S, REACH_S)  # rest comes on gently
-    start = phones.starts - ANTICIPATION_S
-    end = np.maximum(phones.ends - ANTICIPATION_S, start + 1.0 / fps)
-    horizon = 4 * 2 * REACH_S  # beyond this a segment's weight is nil (e^-16)
+    reach = np.where([n == "sil" for n in names], 2 * reach_s, reach_s)  # rest comes on gently
+    start = phones.starts - anticipation_s
+    end = np.maximum(phones.ends - anticipation_s, start + 1.0 / fps)
+    horizon = 4 * 2 * reach_s  # beyond this a segment's weight is nil (e^-16)
     for b0 in range(0, n_frames, BLOCK):  # frames in blocks, against nearby segments only: linear in length
         tb = t[b0:b0 + BLOCK]
         lo = np.searchsorted(end, tb[0] - horizon)
@@ -121,18 +123,18 @@ def viseme_weights(phones: Phones, n_frames: int, fps: float, first: int = 0) ->
     return out
 
 
-def blend(phones: Phones, n_frames: int, fps: float, first: int = 0,
-          targets: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def blend(phones: Phones, n_frames: int, fps: float, first: int = 0, targets: np.ndarray | None = None,
+          reach_s: float = REACH_S, anticipation_s: float = ANTICIPATION_S) -> dict[str, np.ndarray]:
     """Per-frame mouth targets (MOUTH order) for frames first .. first+n_frames-1 from phones
     (timed from frame 0), with coarticulation and closures. `targets` (V, P) defaults to the
     VISEMES table."""
     table = target_table() if targets is None else targets
-    w = viseme_weights(phones, n_frames, fps, first)
+    w = viseme_weights(phones, n_frames, fps, first, reach_s, anticipation_s)
     out = np.einsum("tgv,vp->tgp", w, table)[:, _GROUP, np.arange(len(MOUTH))]
     if len(phones):
         names = [viseme_of(p) for p in phones.labels]
-        start = phones.starts - ANTICIPATION_S
-        end = np.maximum(phones.ends - ANTICIPATION_S, start + 1.0 / fps)
+        start = phones.starts - anticipation_s
+        end = np.maximum(phones.ends - anticipation_s, start + 1.0 / fps)
         _close_bilabials(out, names, start, end, fps, first)
     return {name: out[:, k] for k, name in enumerate(MOUTH)}
 
