@@ -104,6 +104,7 @@ def fill_photo_cavity(image: np.ndarray, outer: np.ndarray, upper: np.ndarray,
     n, labels = cv2.connectedComponents(hole.astype(np.uint8), connectivity=8)
     keep = np.unique(labels[opening > 0])
     hole = np.isin(labels, keep[keep > 0])
+    hole = cv2.dilate(hole.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0  # and its half-dark rim
     if not (hole & (opening == 0)).any() and opening.sum() == 0:
         return None
     rgb = patch.astype(np.float32)
