@@ -23,7 +23,10 @@ MIN_GAP_PX = 0.6  # below this the lips touch: nothing to draw
 CORNER_TAPER = 0.12  # the interior fades out over this share of the half-width at each corner
 SOFT_SIGMA_PX = 0.6  # the painted interior is as soft as a camera would see it
 PHOTO_DARK = 1.3  # x the lit cavity's luma: darker pixels of a photo's open mouth are its cavity
-CAVITY_DARK = 0.7  # x the lips' median luma: darker pixels between the lips are the photo's cavity
+CAVITY_DARK = 0.45  # x the lips' median luma: darker pixels next to the inner lips are the photo's cavity
+# (a deep red lip in shadow is not much lighter than 0.5) ...
+CAVITY_RIM = 0.7  # ... and so are pixels darker than this beyond the inner-lip corners (the lips are
+# thin there, the cavity often lit) and next to the cavity (its anti-aliased rim)
 FILL_REACH_PX = 3  # the lip colour a filled column takes is the median of this many px past its run
 CORNER_REACH_PX = 2  # the cavity's dark is followed this far past the outer-lip landmarks
 LIP_LINE = 0.3  # the filled cavity darkens by this in its middle: closed lips meet along a line
@@ -97,14 +100,22 @@ def fill_photo_cavity(image: np.ndarray, outer: np.ndarray, upper: np.ndarray,
     ring = (lips > 0) & (opening == 0)
     if ring.sum() < 20:
         return None
-    near = cv2.dilate(lips, np.ones((2 * CORNER_REACH_PX + 1,) * 2, np.uint8)) > 0  # the landmarks fall short
-    dark = (luma < CAVITY_DARK * float(np.median(luma[ring]))) & near
+    # where the cavity may reach outside the inner-lip contour: just past it (the landmarks are a
+    # px or two off), and beyond its corners out to the outer ones (and a little past those); not
+    # the lips above and below it, which may be as dark (a deep red lip in shadow)
+    near = cv2.dilate(lips, np.ones((2 * CORNER_REACH_PX + 1,) * 2, np.uint8)) > 0
+    xs = np.arange(patch.shape[1])[None, :] + x0
+    corners = (xs < min(upper[0, 0], lower[0, 0])) | (xs > max(upper[-1, 0], lower[-1, 0]))
+    past = cv2.dilate(opening, np.ones((2 * CORNER_REACH_PX + 1,) * 2, np.uint8)) > 0
+    lip_luma = float(np.median(luma[ring]))
+    dark = ((luma < CAVITY_DARK * lip_luma) & past) | ((luma < CAVITY_RIM * lip_luma) & near & corners)
     hole = (cv2.dilate(opening, np.ones((3, 3), np.uint8)) > 0) | dark
     # only the dark that is part of the cavity: connected to the opening (not a lip's own shadow)
     n, labels = cv2.connectedComponents(hole.astype(np.uint8), connectivity=8)
     keep = np.unique(labels[opening > 0])
     hole = np.isin(labels, keep[keep > 0])
-    hole = cv2.dilate(hole.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0  # and its half-dark rim
+    rim = cv2.dilate(hole.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    hole |= rim & (luma < CAVITY_RIM * lip_luma)  # and its half-dark rim
     if not (hole & (opening == 0)).any() and opening.sum() == 0:
         return None
     rgb = patch.astype(np.float32)
