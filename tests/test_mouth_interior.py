@@ -131,6 +131,10 @@ def gaping(rig: FaceRig) -> FaceRig:
     return build_rig(opened, size=512)
 
 
+def _closures(rig: FaceRig) -> tuple[Motion, ...]:
+    return _expr(rig, mouthClose=1.0), _expr(rig, mouthClose=1.0, mouthSmileL=0.3, mouthSmileR=0.3)
+
+
 def _triangle_areas(points: np.ndarray, tris: np.ndarray) -> np.ndarray:
     a, b, c = points[tris[:, 0]], points[tris[:, 1]], points[tris[:, 2]]
     return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
@@ -144,7 +148,7 @@ def test_closing_a_gaping_photo_mouth_does_not_fold_the_cheeks(gaping: FaceRig) 
     lips = set(L.LIPS_OUTER + L.LIPS_INNER + L.LIPS_MID_UPPER + L.LIPS_MID_LOWER)
     skin = np.array([not any(int(v) in lips for v in t) for t in gaping.triangles])
     before = _triangle_areas(renderer.geo.src, gaping.triangles)
-    for motion in (_expr(gaping, mouthClose=1.0), _expr(gaping, mouthClose=1.0, mouthSmileL=0.3, mouthSmileR=0.3)):
+    for motion in _closures(gaping):
         _, _, dst = renderer.backward_map(motion)
         after = _triangle_areas(dst, gaping.triangles)
         folded = skin & (np.abs(before) > 5.0) & (after * before < 0)  # slivers under 2.5 px² aside
@@ -156,7 +160,7 @@ def test_closing_a_gaping_photo_mouth_leaves_no_dark_slit(gaping: FaceRig) -> No
     the cavity reaches past the inner-lip corners): none of that dark shows along the closed lips
     or beyond their corners, only a soft lip line."""
     renderer = Renderer(gaping)
-    for motion in (_expr(gaping, mouthClose=1.0), _expr(gaping, mouthClose=1.0, mouthSmileL=0.3, mouthSmileR=0.3)):
+    for motion in _closures(gaping):
         frame = renderer.render(motion)
         _, _, dst = renderer.backward_map(motion)
         lips = dst[list(L.LIPS_OUTER)]

@@ -111,7 +111,7 @@ def fill_photo_cavity(image: np.ndarray, outer: np.ndarray, upper: np.ndarray,
     dark = ((luma < CAVITY_DARK * lip_luma) & past) | ((luma < CAVITY_RIM * lip_luma) & near & corners)
     hole = (cv2.dilate(opening, np.ones((3, 3), np.uint8)) > 0) | dark
     # only the dark that is part of the cavity: connected to the opening (not a lip's own shadow)
-    n, labels = cv2.connectedComponents(hole.astype(np.uint8), connectivity=8)
+    _, labels = cv2.connectedComponents(hole.astype(np.uint8), connectivity=8)
     keep = np.unique(labels[opening > 0])
     hole = np.isin(labels, keep[keep > 0])
     rim = cv2.dilate(hole.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
