@@ -34,6 +34,11 @@ STRETCH_CM = np.array([0.45, -0.15, -0.1])
 FROWN_CM = np.array([0.1, -0.5, 0.0])  # corner offset of a full frown (depressor anguli oris)
 BROW_RAISE_CM = 0.45
 JAW_CLOSING_SHARE = 0.8  # of an open photo's lip gap closed by raising the jaw; the lips close the rest
+# Closing the jaw squeezes the cheek beside the mouth instead of stretching it: a rise of more than
+# this (cm) over the hand-over band would fold the cheek over itself (the lower face slid over the
+# upper, a seam running out of the lip corners), so a bigger rise spreads the band and the corners'
+# pull over more skin, in proportion: at most ~0.7 squeeze per unit height anywhere.
+JAW_CLOSE_RISE_CM = 0.75
 LID_SIGMA_CM = 0.2  # how far above the lid the skin follows it: the crease stays, the lid plate covers the fold
 LIP_MOVE_CM = 0.3  # how far upperLipUp / lowerLipDown move their lip at 1
 LIP_SIDE_CM = 0.4  # over this band about the lip line a lip field fades from its lip's side to nothing
@@ -62,22 +67,23 @@ def jaw_open(shape: np.ndarray) -> np.ndarray:
     return _jaw_rotation(shape, JAW_MAX_RAD)
 
 
-def jaw_weights(shape: np.ndarray) -> np.ndarray:
+def jaw_weights(shape: np.ndarray, reach: float = 1.0) -> np.ndarray:
     """(N,) share of the jaw's rotation each vertex takes: the lower lip and everything below it
     within the mouth's width ride the jaw whole (a lip that lagged behind its own edges would
     smear); the upper lip stays with the skull; the corners go half way; beside the mouth the
     cheek hands over from skull to jaw over a band that widens outwards (the cheek stretches
-    over ~1.5 cm, not along one crease)."""
+    over ~1.5 cm, not along one crease). `reach` widens the band and the corners' spread (a big
+    closing rise)."""
     centre_x = float(shape[list(L.MOUTH_CORNERS), 0].mean())
     half = max(0.5 * float(abs(shape[L.MOUTH_CORNERS[1], 0] - shape[L.MOUTH_CORNERS[0], 0])), 0.5)
     u = np.abs(shape[:, 0] - centre_x) / half  # 1 at the corners
     top = float(shape[list(L.MOUTH_CORNERS), 1].mean()) + JAW_LINE_ABOVE_CM
-    band = JAW_BAND_CM[0] + (JAW_BAND_CM[1] - JAW_BAND_CM[0]) * np.clip((u - 0.8) / 0.7, 0.0, 1.0)
+    band = reach * (JAW_BAND_CM[0] + (JAW_BAND_CM[1] - JAW_BAND_CM[0]) * np.clip((u - 0.8) / 0.7, 0.0, 1.0))
     w = np.clip((top - shape[:, 1]) / band, 0.0, 1.0)
     w = w * w * (3 - 2 * w)
     corners = shape[list(L.MOUTH_CORNERS)]
     d2 = ((shape[:, None, :] - corners[None]) ** 2).sum(-1).min(1)
-    w = np.maximum(w, JAW_CORNER_SHARE * np.exp(-d2 / (2 * JAW_CORNER_SPREAD_CM**2)))  # the modiolus
+    w = np.maximum(w, JAW_CORNER_SHARE * np.exp(-d2 / (2 * (reach * JAW_CORNER_SPREAD_CM) ** 2)))  # the modiolus
     taper = np.clip((u - 0.7) / 0.3, 0.0, 1.0)
     taper = taper * taper * (3 - 2 * taper)  # 0 in the middle of the mouth, 1 at its corners
     lower = [i for i in L.LIPS_INNER_LOWER + L.LIPS_OUTER_LOWER + L.LIPS_MID_LOWER if i < len(shape)]
@@ -88,7 +94,7 @@ def jaw_weights(shape: np.ndarray) -> np.ndarray:
     return w
 
 
-def _jaw_rotation(shape: np.ndarray, angle: float) -> np.ndarray:
+def _jaw_rotation(shape: np.ndarray, angle: float, reach: float = 1.0) -> np.ndarray:
     """Move the jaw's share of every vertex as a mandible opens: a rotation about the condyles
     (just in front of the ears, at the level of the ear canal) while they glide forward and down
     (JAW_GLIDE_CM at jawOpen = 1), so the lower lip drops mostly down, not back into the mouth."""
@@ -98,7 +104,7 @@ def _jaw_rotation(shape: np.ndarray, angle: float) -> np.ndarray:
     c, s = np.cos(angle), np.sin(angle)
     rot = np.array([[1, 0, 0], [0, c, -s], [0, s, c]])  # angle > 0: chin moves down and back
     moved = (shape - hinge) @ rot.T + hinge + np.array(JAW_GLIDE_CM) * (angle / JAW_MAX_RAD)
-    return (moved - shape) * jaw_weights(shape)[:, None]
+    return (moved - shape) * jaw_weights(shape, reach)[:, None]
 
 
 def _lip_gap_field(shape: np.ndarray, upper_share: float) -> np.ndarray:
@@ -125,7 +131,7 @@ def mouth_close(shape: np.ndarray) -> np.ndarray:
         return _lip_gap_field(shape, 0.5)
     per_rad = float(np.mean(_jaw_rotation(shape, 0.01)[lo, 1])) / 0.01  # lower lip drop per radian (< 0)
     angle = JAW_CLOSING_SHARE * gap / per_rad  # negative: the jaw closes
-    jaw = _jaw_rotation(shape, angle)
+    jaw = _jaw_rotation(shape, angle, max(1.0, JAW_CLOSING_SHARE * gap / JAW_CLOSE_RISE_CM))
     return jaw + _lip_gap_field(shape + jaw, 0.5)
 
 

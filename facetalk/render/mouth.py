@@ -23,6 +23,14 @@ MIN_GAP_PX = 0.6  # below this the lips touch: nothing to draw
 CORNER_TAPER = 0.12  # the interior fades out over this share of the half-width at each corner
 SOFT_SIGMA_PX = 0.6  # the painted interior is as soft as a camera would see it
 PHOTO_DARK = 1.3  # x the lit cavity's luma: darker pixels of a photo's open mouth are its cavity
+CAVITY_DARK = 0.45  # x the lips' median luma: darker pixels next to the inner lips are the photo's cavity
+# (a deep red lip in shadow is not much lighter than 0.5) ...
+CAVITY_RIM = 0.7  # ... and so are pixels darker than this beyond the inner-lip corners (the lips are
+# thin there, the cavity often lit) and next to the cavity (its anti-aliased rim)
+FILL_REACH_PX = 3  # the lip colour a filled column takes is the median of this many px past its run
+CORNER_REACH_PX = 2  # the cavity's dark is followed this far past the outer-lip landmarks
+LIP_LINE = 0.3  # the filled cavity darkens by this in its middle: closed lips meet along a line
+FILL_BLUR_PX = 3.0  # the filled columns are blurred along the lips over this
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,77 @@ def photo_teeth(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, skin_rg
     bright = px[luma >= np.percentile(luma, 75)]
     teeth = np.median(bright, axis=0)
     return teeth if teeth.mean() > 1.1 * float(np.mean(skin_rgb)) else None
+
+
+def fill_photo_cavity(image: np.ndarray, outer: np.ndarray, upper: np.ndarray,
+                      lower: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
+    """The photo's mouth shut: its cavity and teeth (the inner-lip opening, and the dark pixels
+    between the lips out to the outer corners, where an open mouth's cavity often reaches past the
+    inner-lip landmarks) filled down each column from the upper lip's colour to the lower lip's.
+
+    Closing the mouth collapses the opening into a seam, and a seam in the warp samples between
+    its two sides: the photo's cavity and teeth would show along it as a dark and white slit,
+    running out past the lip corners. Lips on both sides of it make the seam a lip.
+    outer: (N, 2) px of the outer-lip ring; upper, lower: the inner lip, corner to corner.
+    Returns (filled RGB patch, (x0, y0, x1, y1) of the patch in the image), or None if the
+    photo's lips do not part."""
+    h, w = image.shape[:2]
+    pad = FILL_REACH_PX + CORNER_REACH_PX + 2
+    x0, y0 = np.maximum(np.floor(outer.min(0)).astype(int) - pad, 0)
+    x1, y1 = np.minimum(np.ceil(outer.max(0)).astype(int) + pad + 1, (w, h))
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return None
+    patch = image[y0:y1, x0:x1].copy()
+    lips = np.zeros(patch.shape[:2], np.uint8)
+    cv2.fillPoly(lips, [np.round(outer - (x0, y0)).astype(np.int32)], 255)
+    opening = np.zeros_like(lips)
+    cv2.fillPoly(opening, [np.round(_opening_polygon(upper, lower) - (x0, y0)).astype(np.int32)], 255)
+    luma = patch.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    ring = (lips > 0) & (opening == 0)
+    if ring.sum() < 20:
+        return None
+    # where the cavity may reach outside the inner-lip contour: just past it (the landmarks are a
+    # px or two off), and beyond its corners out to the outer ones (and a little past those); not
+    # the lips above and below it, which may be as dark (a deep red lip in shadow)
+    near = cv2.dilate(lips, np.ones((2 * CORNER_REACH_PX + 1,) * 2, np.uint8)) > 0
+    xs = np.arange(patch.shape[1])[None, :] + x0
+    corners = (xs < min(upper[0, 0], lower[0, 0])) | (xs > max(upper[-1, 0], lower[-1, 0]))
+    past = cv2.dilate(opening, np.ones((2 * CORNER_REACH_PX + 1,) * 2, np.uint8)) > 0
+    lip_luma = float(np.median(luma[ring]))
+    dark = ((luma < CAVITY_DARK * lip_luma) & past) | ((luma < CAVITY_RIM * lip_luma) & near & corners)
+    hole = (cv2.dilate(opening, np.ones((3, 3), np.uint8)) > 0) | dark
+    # only the dark that is part of the cavity: connected to the opening (not a lip's own shadow)
+    _, labels = cv2.connectedComponents(hole.astype(np.uint8), connectivity=8)
+    keep = np.unique(labels[opening > 0])
+    hole = np.isin(labels, keep[keep > 0])
+    rim = cv2.dilate(hole.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    hole |= rim & (luma < CAVITY_RIM * lip_luma)  # and its half-dark rim
+    if not (hole & (opening == 0)).any() and opening.sum() == 0:
+        return None
+    rgb = patch.astype(np.float32)
+    for x in range(patch.shape[1]):
+        col = hole[:, x]
+        if not col.any():
+            continue
+        ys = np.flatnonzero(col)
+        starts = ys[np.r_[True, np.diff(ys) > 1]]
+        ends = ys[np.r_[np.diff(ys) > 1, True]]
+        for a, b in zip(starts, ends):
+            above = rgb[max(a - FILL_REACH_PX, 0):a, x]
+            below = rgb[b + 1:b + 1 + FILL_REACH_PX, x]
+            if len(above) == 0 and len(below) == 0:
+                continue
+            top = np.median(above, 0) if len(above) else np.median(below, 0)
+            bot = np.median(below, 0) if len(below) else top
+            t = ((np.arange(a, b + 1) - a + 1) / (b - a + 2))[:, None]
+            line = 1.0 - LIP_LINE * np.exp(-(((t - 0.5) / 0.2) ** 2))  # where the lips meet: a soft line
+            rgb[a:b + 1, x] = (top * (1 - t) + bot * t) * line
+    # each column took its own lip colours: blur along the lips, within the hole, to lose the stripes
+    weight = cv2.GaussianBlur(hole.astype(np.float32), (0, 0), sigmaX=FILL_BLUR_PX, sigmaY=0.7)
+    soft = cv2.GaussianBlur(rgb * hole[..., None], (0, 0), sigmaX=FILL_BLUR_PX, sigmaY=0.7)
+    soft = soft / np.maximum(weight, 1e-3)[..., None]
+    rgb = np.where(hole[..., None], soft, rgb)
+    return np.clip(rgb + 0.5, 0, 255).astype(np.uint8), (int(x0), int(y0), int(x1), int(y1))
 
 
 def _profile(contour: np.ndarray, xs: np.ndarray) -> np.ndarray:

@@ -15,10 +15,12 @@ from facetalk.face.rig import FaceRig
 from facetalk.motion.track import Motion
 from facetalk.render.deform import deform, mesh_geometry, project
 from facetalk.render.eyes import draw_eye, gaze_offset_px
-from facetalk.render.mouth import draw_mouth, mouth_palette, photo_teeth
+from facetalk.render.mouth import draw_mouth, fill_photo_cavity, mouth_palette, photo_teeth
 from facetalk.render.raster import rasterize_map
 
 MAP_STEP = 2  # the backward map is rasterised at 1/MAP_STEP resolution and upsampled (it is smooth)
+SHUT_FILL_MIN_SHARE = 0.03  # the photo's own cavity is filled for closing once its lips part this much (x width)
+SHUT_FULL_AT = 1 / 3  # the filled cavity shows fully once the photo's lip gap has closed to this share of itself
 PHOTO_OPEN_SHARE = 0.12  # an inner-lip gap over this share of the mouth width shows teeth worth reusing;
 # a narrower one is a sliver that would smear when stretched open, so the interior is painted instead
 
@@ -58,6 +60,9 @@ class Renderer:
         gap_px = rig.mouth_gap_cm * rig.pose.scale
         width_px = float(np.linalg.norm(self._src_upper[0] - self._src_upper[-1]))
         self._photo_open = gap_px > PHOTO_OPEN_SHARE * width_px
+        self._mid_upper, self._mid_lower = list(L.LIPS_INNER_UPPER[4:7]), list(L.LIPS_INNER_LOWER[6:3:-1])
+        self._src_gap = float(np.mean(rig.landmarks[self._mid_lower, 1] - rig.landmarks[self._mid_upper, 1]))
+        self._shut_person = self._shut_texture() if self._src_gap > SHUT_FILL_MIN_SHARE * width_px else None
         # Teeth anchors in the canonical frame: the upper row is fixed to the skull where the
         # closed lips meet; the lower row moves with the jaw alone (not with the lip's own moves).
         close, jaw = rig.expressions.index("mouthClose"), rig.expressions.index("jawOpen")
@@ -65,6 +70,37 @@ class Renderer:
         self._bite = rig.shape[upper] + rig.basis[close][upper]
         self._jaw_rows = np.array([jaw, close])
         self._lower_rest, self._lower_fields = rig.shape[lower], rig.basis[self._jaw_rows][:, lower]
+
+    def _shut_texture(self) -> np.ndarray | None:
+        """The person (premultiplied RGBA) with the photo's mouth cavity filled from its lips: what
+        a closing mouth's seam samples (mouth.fill_photo_cavity)."""
+        lm = self.rig.landmarks[:, :2]
+        filled = fill_photo_cavity(self.rig.foreground, lm[list(L.LIPS_OUTER)], self._src_upper, self._src_lower)
+        if filled is None:
+            return None
+        patch, (x0, y0, x1, y1) = filled
+        out = self._person.copy()
+        alpha = out[y0:y1, x0:x1, 3:].astype(np.uint16)
+        out[y0:y1, x0:x1, :3] = ((patch.astype(np.uint16) * alpha + 127) // 255).astype(np.uint8)
+        return out
+
+    def _shut_mouth(self, person: np.ndarray, map_x: np.ndarray, map_y: np.ndarray, dst: np.ndarray) -> None:
+        """Where the photo's open mouth is being closed, the lips' seam samples the filled cavity
+        (in place), in proportion to how far the photo's lip gap has closed."""
+        gap = float(np.mean(dst[self._mid_lower, 1] - dst[self._mid_upper, 1]))
+        share = float(np.clip((1.0 - gap / self._src_gap) / (1.0 - SHUT_FULL_AT), 0.0, 1.0))
+        if share <= 0.0:
+            return
+        s = self.rig.size
+        lips = dst[list(L.LIPS_OUTER)]
+        x0, y0 = np.maximum(np.floor(lips.min(0)).astype(int) - 3, 0)
+        x1, y1 = np.minimum(np.ceil(lips.max(0)).astype(int) + 4, s)
+        if x1 <= x0 or y1 <= y0:
+            return
+        shut = cv2.remap(self._shut_person, map_x[y0:y1, x0:x1], map_y[y0:y1, x0:x1], cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE)
+        roi = person[y0:y1, x0:x1]
+        person[y0:y1, x0:x1] = shut if share >= 1.0 else cv2.addWeighted(roi, 1.0 - share, shut, share, 0.0)
 
     def _sample_person(self, map_x: np.ndarray, map_y: np.ndarray, zoom: float) -> np.ndarray:
         """The person (premultiplied RGBA) through the map. When the person moves away from the
@@ -100,6 +136,8 @@ class Renderer:
         rig = self.rig
         map_x, map_y, dst = self.backward_map(motion)
         person = self._sample_person(map_x, map_y, motion.scale)
+        if self._shut_person is not None:
+            self._shut_mouth(person, map_x, map_y, dst)
         behind = 255 - person[..., 3]
         background = cv2.multiply(self._plate, cv2.merge([behind, behind, behind]), scale=1.0 / 255.0)
         frame = cv2.add(cv2.cvtColor(person, cv2.COLOR_RGBA2RGB), background)
