@@ -9,8 +9,10 @@ One clock. The session's timeline is the sound pushed into it (16 kHz samples, s
 frame i shows the sound of [i/fps, (i+1)/fps). A MediaClock maps session time t to the wall time
 `start + delay + t` at which both tracks release what belongs to t: the video frame whose time is
 t and the 20 ms of sound starting at t. Their RTP timestamps come from the same session times, and
-aiortc stamps its RTCP sender reports with the send time, so a browser lines up lips and sound from
-the reports alone (aiortc issue #901 is what happens when each track keeps its own clock). The delay
+their RTCP sender reports pair each with the wall time it was due (_OnClockSender; aiortc's own
+pairs carry the send time, late by the encoding), so a browser lines up lips and sound from the
+reports alone (aiortc issue #901 is what happens when each track keeps its own clock); the sound is
+fed to Opus its lookahead early (OPUS_LOOKAHEAD), so what plays at a stamp is the sound of it. The delay
 covers the frame of lookahead, the render and jitter: it starts at `ServerConfig.webrtc_delay_s` and
 follows what this machine needs (MediaClock.adapt: the time 90 % of recent frames took, plus a
 margin), so a fast server adds little latency and a busy one stays in sync. A frame later than the
