@@ -26,7 +26,8 @@ from facetalk.stream.config import ServerConfig
 from facetalk.stream.protocol import ProtocolError
 from facetalk.stream.bench import in_process_server
 from facetalk.stream.server import create_app
-from facetalk.stream.webrtc import InOrderPackets, MediaClock, SpeechBuffer, parse_offer
+from facetalk.stream.webrtc import (InOrderPackets, MediaClock, SpeechBuffer, SpeechTrack, _on_clock, _OnClockSender,
+                                    parse_offer)
 from facetalk.stream.webrtc_client import WebRTCClient, post_json
 
 FPS = 25
@@ -144,6 +145,61 @@ def test_media_clock_releases_both_tracks_from_one_time_and_follows_the_frames()
     assert clock.delay_s == pytest.approx(0.05)  # never below its floor
 
 
+def test_the_sound_heard_at_a_time_is_the_sound_of_that_time() -> None:
+    """Through aiortc's Opus encoder and decoder, placed by RTP timestamp: a click pushed at session
+    time t is heard at t (libopus's 6.5 ms lookahead is fed ahead, webrtc.OPUS_LOOKAHEAD)."""
+    import fractions
+
+    from aiortc.codecs.opus import OpusDecoder, OpusEncoder
+    from aiortc.jitterbuffer import JitterFrame
+
+    click_at = 19200 + 480  # samples at 48 kHz: 0.41 s
+    pcm = np.zeros(48000, np.float32)
+    pcm[click_at:click_at + 48] = np.hanning(48) * 0.6
+
+    async def run() -> np.ndarray:
+        clock = MediaClock(0.0)
+        clock.begin(time.monotonic() - 100)  # everything already due: no waiting
+        buffer = SpeechBuffer()
+        buffer.append(pcm)
+        buffer.close()
+        track, encoder, decoder = SpeechTrack(clock, buffer), OpusEncoder(), OpusDecoder()
+        heard = np.zeros(len(pcm) + 960)
+        for _ in range(45):
+            frame = await track.recv()
+            assert frame.time_base == fractions.Fraction(1, 48000)
+            payloads, ts = encoder.encode(frame)
+            for payload in payloads:
+                for out in decoder.decode(JitterFrame(data=payload, timestamp=ts)):
+                    x = out.to_ndarray().reshape(-1, len(out.layout.channels)).mean(1)
+                    heard[ts:ts + len(x)] = x
+        return heard
+
+    heard = asyncio.run(run())
+    peak = int(np.argmax(np.convolve(np.abs(heard), np.ones(48), "same")))
+    assert abs(peak - (click_at + 24)) <= 24  # within half a millisecond
+
+
+def test_sender_reports_pair_rtp_times_with_the_media_clock() -> None:
+    from types import SimpleNamespace
+
+    from aiortc import RTCRtpSender, clock
+
+    async def run() -> tuple[RTCRtpSender, int, int]:
+        sender = RTCRtpSender("video", SimpleNamespace(state="new"))
+        track = SimpleNamespace(released_due=None)
+        _on_clock(sender, track)
+        before = sender._RTCRtpSender__ntp_timestamp
+        track.released_due = time.monotonic() - 0.05  # the frame being sent was due 50 ms ago
+        now = clock.current_ntp_time()
+        sender._RTCRtpSender__ntp_timestamp = now  # as aiortc does after each packet
+        return sender, before, now - sender._RTCRtpSender__ntp_timestamp
+
+    sender, before, back = asyncio.run(run())
+    assert isinstance(sender, _OnClockSender) and before == 0
+    assert 0.045 < back / 2**32 < 0.06
+
+
 # -- end to end ------------------------------------------------------------------------------------
 
 def test_voice_in_face_and_sound_out_with_a_recording(server, voice48: np.ndarray, tmp_path: Path) -> None:
@@ -156,6 +212,8 @@ def test_voice_in_face_and_sound_out_with_a_recording(server, voice48: np.ndarra
         prefetch = [type(t.receiver._RTCRtpReceiver__jitter_buffer).__name__  # see webrtc._no_hold
                     for peer in app.state.facetalk.webrtc.peers for t in peer.pc.getTransceivers()
                     if t.kind == "audio"]
+        prefetch += sorted(type(s).__name__ for peer in app.state.facetalk.webrtc.peers  # see webrtc._on_clock
+                           for s in peer.pc.getSenders())
         while not client.voice.done:
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.3)
@@ -165,7 +223,7 @@ def test_voice_in_face_and_sound_out_with_a_recording(server, voice48: np.ndarra
         return client, end, prefetch
 
     client, end, prefetch = asyncio.run(run())
-    assert prefetch == ["InOrderPackets"]
+    assert prefetch == ["InOrderPackets", "_OnClockSender", "_OnClockSender"]
     received = client.received
     start = received.messages[0]
     assert start["fps"] == FPS and start["size"] == 512 and start["controls"]["emotion"] == "neutral"

@@ -33,7 +33,12 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
          "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
          "--autoplay-policy=no-user-gesture-required"]
 # Chromium's estimate, per track, of the sender's (NTP) time of what it plays out now: video's minus
-# audio's is how far the lips are from the sound on screen (video moves in 40 ms steps, audio 10 ms).
+# audio's is how far the lips are from the sound on screen. Not stepped by the 40 ms frames: Chromium
+# anchors each track at its last frame out (video: at its render time; audio: each 10 ms pulled, less
+# the output delay) and adds the time since, so the reading has no frame-sampling bias (bursts of
+# getStats 2-3 ms apart within one frame agree to a few ms). It reads RTP stamps through the sender
+# reports, not the pictures or the sound: an offset between what a packet holds and its stamp (a
+# codec's delay) does not show here; stream.webrtc keeps both stamps on its media clock.
 SYNC = """async () => { const r = await window.facetalkStream.pc.getStats(); let a = null, v = null;
   r.forEach((s) => { if (s.type === 'inbound-rtp' && s.estimatedPlayoutTimestamp) {
     if (s.kind === 'audio') a = s.estimatedPlayoutTimestamp; else v = s.estimatedPlayoutTimestamp; } });

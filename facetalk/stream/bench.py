@@ -592,7 +592,9 @@ def side_by_side(seconds: float, max_sessions: int) -> dict[str, Any]:
 
 
 def rtc_memory(minutes: float) -> dict[str, Any]:
-    """The server's RSS over one WebRTC session of `minutes` (its own process)."""
+    """The server's RSS over one WebRTC session of `minutes` (its own process), sampled every 10 s:
+    after the first minute, at each minute after (a plateau reads as flat, a leak as a slope) and at
+    the end (the recording written)."""
     proc, base = start_server(max_sessions=2)
     rss: list[float] = []
 
@@ -613,7 +615,8 @@ def rtc_memory(minutes: float) -> dict[str, Any]:
         stop_server(proc)
     return {"webrtc_memory_minutes": minutes, "server_rss_mb_before": round(before, 1),
             "server_rss_mb_after_1min": round(rss[min(6, len(rss) - 1)], 1), "server_rss_mb_at_end": round(rss[-1], 1),
-            "server_rss_growth_mb_after_1min": round(rss[-1] - rss[min(6, len(rss) - 1)], 1)}
+            "server_rss_growth_mb_after_1min": round(rss[-1] - rss[min(6, len(rss) - 1)], 1),
+            "server_rss_mb_by_minute": [round(x, 1) for x in rss[6::6]]}
 
 
 def measure_webrtc(seconds: float = 12.0, max_sessions: int = 6, memory_minutes: float = 2.0) -> dict[str, Any]:

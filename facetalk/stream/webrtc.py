@@ -9,8 +9,10 @@ One clock. The session's timeline is the sound pushed into it (16 kHz samples, s
 frame i shows the sound of [i/fps, (i+1)/fps). A MediaClock maps session time t to the wall time
 `start + delay + t` at which both tracks release what belongs to t: the video frame whose time is
 t and the 20 ms of sound starting at t. Their RTP timestamps come from the same session times, and
-aiortc stamps its RTCP sender reports with the send time, so a browser lines up lips and sound from
-the reports alone (aiortc issue #901 is what happens when each track keeps its own clock). The delay
+their RTCP sender reports pair each with the wall time it was due (_OnClockSender; aiortc's own
+pairs carry the send time, late by the encoding), so a browser lines up lips and sound from the
+reports alone (aiortc issue #901 is what happens when each track keeps its own clock); the sound is
+fed to Opus its lookahead early (OPUS_LOOKAHEAD), so what plays at a stamp is the sound of it. The delay
 covers the frame of lookahead, the render and jitter: it starts at `ServerConfig.webrtc_delay_s` and
 follows what this machine needs (MediaClock.adapt: the time 90 % of recent frames took, plus a
 margin), so a fast server adds little latency and a busy one stays in sync. A frame later than the
@@ -65,6 +67,10 @@ T = TypeVar("T")
 
 OUT_RATE = 48000  # the speech track's rate: Opus's own, so aiortc does not resample it
 AUDIO_PTIME_S = 0.02  # 20 ms of sound per audio frame, as WebRTC packetises it
+# libopus (aiortc's encoder, application "voip") looks this far ahead: the sound decoded from the packet
+# stamped t is the sound of t - 6.5 ms (aiortc cancels the encoder's negative first pts, not its delay).
+# The speech track feeds the encoder this much ahead, so what is heard at t is the sound of t.
+OPUS_LOOKAHEAD = 312  # samples at OUT_RATE
 VIDEO_CLOCK = 90000  # RTP's video clock (Hz)
 TICK_S = 0.02  # the driver looks for sound (or the lack of it) this often
 SILENCE_AFTER_S = 0.1  # no sound for this long: silence is pushed, up to real time
@@ -212,16 +218,18 @@ class SpeechTrack(MediaStreamTrack):
         self._clock = clock
         self._buffer = buffer
         self._next = 0
+        self.released_due: float | None = None  # when the last frame returned was due (see _on_clock)
 
     async def recv(self) -> AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
         await self._clock.started.wait()
         n = round(AUDIO_PTIME_S * OUT_RATE)
-        wait = self._clock.due(self._next * AUDIO_PTIME_S) - time.monotonic()
+        due = self._clock.due(self._next * AUDIO_PTIME_S)
+        wait = due - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
-        pcm = await self._buffer.read(self._next * n, n)
+        pcm = await self._buffer.read(self._next * n + OPUS_LOOKAHEAD, n)
         if pcm is None:
             self.stop()
             raise MediaStreamError
@@ -230,6 +238,7 @@ class SpeechTrack(MediaStreamTrack):
         frame.pts = self._next * n
         frame.time_base = fractions.Fraction(1, OUT_RATE)
         self._next += 1
+        self.released_due = due
         return frame
 
 
@@ -256,6 +265,7 @@ class AvatarTrack(MediaStreamTrack):
         self._ended = False
         self._on_release = on_release
         self.skipped = 0
+        self.released_due: float | None = None  # when the last frame returned was due (see _on_clock)
 
     def put(self, item: _Outgoing) -> None:
         self._queue.append(item)
@@ -282,10 +292,12 @@ class AvatarTrack(MediaStreamTrack):
         while self._queue and self._clock.due(self._queue[0].time) + SKIP_LATE_S <= time.monotonic():
             item = self._queue.popleft()
             self.skipped += 1
-        wait = self._clock.due(item.time) - time.monotonic()
+        due = self._clock.due(item.time)
+        wait = due - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
         item.frame.pts = round(item.time * VIDEO_CLOCK)
+        self.released_due = due
         item.frame.time_base = fractions.Fraction(1, VIDEO_CLOCK)
         if self._on_release is not None:
             self._on_release(item, time.monotonic())
@@ -372,9 +384,9 @@ class PeerSession:
                 if transceiver.kind == "video":
                     transceiver.setCodecPreferences(_vp8_first())
                     transceiver.direction = "sendonly"  # the server takes no picture: none is sent to it
-            pc.addTrack(peer.video)
+            _on_clock(pc.addTrack(peer.video), peer.video)
             if "audio" in kinds:
-                pc.addTrack(peer.audio)
+                _on_clock(pc.addTrack(peer.audio), peer.audio)
             else:
                 peer.speech.close()  # no audio to send back: keep none
             try:
@@ -750,6 +762,40 @@ def _no_hold(receiver: Any) -> None:
     tests/test_webrtc.py checks that it takes.)"""
     if hasattr(receiver, "_RTCRtpReceiver__jitter_buffer"):
         receiver._RTCRtpReceiver__jitter_buffer = InOrderPackets()
+
+
+class _OnClockSender(RTCRtpSender):
+    """An RTCRtpSender whose sender reports pair each RTP timestamp with the NTP time of its media
+    clock (`MediaClock.due`) rather than with when its packet left. aiortc reads the wall clock after
+    each packet is sent, so a video frame's pair was late by its encoding (~4 ms here, more on a busy
+    machine) and a late frame's by its lateness: the browser, which lines the tracks up from these
+    pairs, took the lips for later than they were. The released track says when its last frame was
+    due; the NTP time aiortc records (its private `__ntp_timestamp`, set right after each packet of
+    that frame is sent) is moved back by how long ago that was."""
+
+    _released: MediaStreamTrack
+
+    @property
+    def _RTCRtpSender__ntp_timestamp(self) -> int:
+        return self.__dict__.get("_ntp_on_clock", 0)
+
+    @_RTCRtpSender__ntp_timestamp.setter
+    def _RTCRtpSender__ntp_timestamp(self, ntp: int) -> None:
+        due = getattr(self.__dict__.get("_released"), "released_due", None)
+        if due is not None and ntp:
+            ntp -= round(max(0.0, time.monotonic() - due) * 2**32)  # NTP: 32.32 fixed point seconds
+        self.__dict__["_ntp_on_clock"] = ntp
+
+
+def _on_clock(sender: RTCRtpSender, track: MediaStreamTrack) -> None:
+    """Make `sender`'s reports carry `track`'s media clock (_OnClockSender). (A private attribute of
+    aiortc 1.x: where it is missing the reports keep the send time, a few ms late for video;
+    tests/test_webrtc.py checks that it takes.)"""
+    if type(sender) is RTCRtpSender and "_RTCRtpSender__ntp_timestamp" in sender.__dict__:
+        ntp = sender.__dict__.pop("_RTCRtpSender__ntp_timestamp")
+        sender.__class__ = _OnClockSender
+        sender.__dict__["_released"] = track
+        sender._RTCRtpSender__ntp_timestamp = ntp
 
 
 def _vp8_first() -> list[Any]:
