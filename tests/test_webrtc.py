@@ -26,8 +26,8 @@ from facetalk.stream.config import ServerConfig
 from facetalk.stream.protocol import ProtocolError
 from facetalk.stream.bench import in_process_server
 from facetalk.stream.server import create_app
-from facetalk.stream.webrtc import (InOrderPackets, MediaClock, SpeechBuffer, SpeechTrack, _on_clock, _OnClockSender,
-                                    parse_offer)
+from facetalk.stream.webrtc import (BITRATE_STEPS, InOrderPackets, MediaClock, SpeechBuffer, SpeechTrack, _on_clock,
+                                    _OnClockSender, bitrate_step, parse_offer)
 from facetalk.stream.webrtc_client import WebRTCClient, post_json
 
 FPS = 25
@@ -200,6 +200,26 @@ def test_sender_reports_pair_rtp_times_with_the_media_clock() -> None:
     assert 0.045 < back / 2**32 < 0.06
 
 
+def test_the_vp8_bitrate_moves_in_steps() -> None:
+    """A browser's estimate wandering between 0.3 and 1.6 Mbit/s for 90 s: aiortc would rebuild its
+    encoder on every move of more than 10 %; held to steps it rebuilds a few times, never encodes
+    above what the link carries, and drops at once when the estimate does."""
+    rng = np.random.default_rng(0)
+    estimates = np.clip(np.exp(np.cumsum(rng.normal(0, 0.08, 90)) + np.log(700_000)), 300_000, 1_600_000).astype(int)
+    current, rebuilds, raw = 500_000, 0, 0
+    last_raw = 500_000
+    for estimate in estimates:
+        step = bitrate_step(current, int(estimate))
+        assert step in BITRATE_STEPS and (step <= estimate or step == BITRATE_STEPS[0])
+        rebuilds += abs(step - current) / current > 0.1
+        raw += abs(min(max(estimate, 250_000), 1_500_000) - last_raw) / last_raw > 0.1
+        last_raw = min(max(estimate, 250_000), 1_500_000) if abs(estimate - last_raw) / last_raw > 0.1 else last_raw
+        current = step
+    assert raw >= 10 and rebuilds <= raw / 2
+    assert bitrate_step(1_000_000, 900_000) == 700_000  # down at once
+    assert bitrate_step(700_000, 1_050_000) == 700_000 and bitrate_step(700_000, 1_100_000) == 1_000_000
+
+
 # -- end to end ------------------------------------------------------------------------------------
 
 def test_voice_in_face_and_sound_out_with_a_recording(server, voice48: np.ndarray, tmp_path: Path) -> None:
@@ -216,6 +236,8 @@ def test_voice_in_face_and_sound_out_with_a_recording(server, voice48: np.ndarra
                            for s in peer.pc.getSenders())
         while not client.voice.done:
             await asyncio.sleep(0.05)
+        prefetch += [type(s._RTCRtpSender__encoder).__name__ for peer in app.state.facetalk.webrtc.peers
+                     for s in peer.pc.getSenders() if s.kind == "video"]  # see webrtc._SteppedVp8Encoder
         await asyncio.sleep(0.3)
         end = await client.end()
         await asyncio.sleep(0.3)  # the last frames are released after the end message
@@ -223,7 +245,7 @@ def test_voice_in_face_and_sound_out_with_a_recording(server, voice48: np.ndarra
         return client, end, prefetch
 
     client, end, prefetch = asyncio.run(run())
-    assert prefetch == ["InOrderPackets", "_OnClockSender", "_OnClockSender"]
+    assert prefetch == ["InOrderPackets", "_OnClockSender", "_OnClockSender", "_SteppedVp8Encoder"]
     received = client.received
     start = received.messages[0]
     assert start["fps"] == FPS and start["size"] == 512 and start["controls"]["emotion"] == "neutral"

@@ -46,6 +46,7 @@ import cv2
 import numpy as np
 from aiortc import (RTCConfiguration, RTCDataChannel, RTCIceServer, RTCPeerConnection, RTCRtpSender,
                     RTCSessionDescription)
+from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.utils import uint16_gt
@@ -786,16 +787,59 @@ class _OnClockSender(RTCRtpSender):
             ntp -= round(max(0.0, time.monotonic() - due) * 2**32)  # NTP: 32.32 fixed point seconds
         self.__dict__["_ntp_on_clock"] = ntp
 
+    @property
+    def _RTCRtpSender__encoder(self) -> Any:
+        return self.__dict__.get("_stepped_encoder")
+
+    @_RTCRtpSender__encoder.setter
+    def _RTCRtpSender__encoder(self, encoder: Any) -> None:
+        """aiortc makes its encoder on the first frame: a VP8 one is made a _SteppedVp8Encoder."""
+        if type(encoder) is Vp8Encoder:
+            encoder.__class__ = _SteppedVp8Encoder
+        self.__dict__["_stepped_encoder"] = encoder
+
+
+# The browser's bandwidth estimate (REMB) moves every second or so, and aiortc rebuilds the whole
+# libvpx encoder on every move of more than 10 %: 16 rebuilds in a session's first 90 s, each a
+# keyframe burst and a fresh set of encoder buffers (RSS rose 16-19 MB over 12 rebuilds, then held).
+# Held to these steps (about 1.4x apart), the encoder is rebuilt only when the estimate crosses one.
+BITRATE_STEPS = (250_000, 350_000, 500_000, 700_000, 1_000_000, 1_500_000)  # aiortc's range: 0.25-1.5 Mbit/s
+STEP_UP_MARGIN = 1.1  # the estimate must clear the next step by this much before the encoder moves up
+
+
+def bitrate_step(current: int, estimate: int) -> int:
+    """The step to encode at, given the one in use and a new estimate: down at once to the highest
+    step the estimate carries (the link cannot carry more), up only once it clears the next step by
+    STEP_UP_MARGIN (an estimate hovering about a step does not rebuild the encoder every second)."""
+    if estimate < current:
+        return max((b for b in BITRATE_STEPS if b <= estimate), default=BITRATE_STEPS[0])
+    return max((b for b in BITRATE_STEPS if b > current and estimate >= STEP_UP_MARGIN * b), default=current)
+
+
+class _SteppedVp8Encoder(Vp8Encoder):
+    """aiortc's VP8 encoder with its target bitrate held to BITRATE_STEPS."""
+
+    @property
+    def target_bitrate(self) -> int:
+        return self._Vp8Encoder__target_bitrate
+
+    @target_bitrate.setter
+    def target_bitrate(self, bitrate: int) -> None:
+        self._Vp8Encoder__target_bitrate = bitrate_step(self._Vp8Encoder__target_bitrate, bitrate)
+
 
 def _on_clock(sender: RTCRtpSender, track: MediaStreamTrack) -> None:
-    """Make `sender`'s reports carry `track`'s media clock (_OnClockSender). (A private attribute of
-    aiortc 1.x: where it is missing the reports keep the send time, a few ms late for video;
-    tests/test_webrtc.py checks that it takes.)"""
-    if type(sender) is RTCRtpSender and "_RTCRtpSender__ntp_timestamp" in sender.__dict__:
-        ntp = sender.__dict__.pop("_RTCRtpSender__ntp_timestamp")
+    """Make `sender`'s reports carry `track`'s media clock and its VP8 bitrate move in steps
+    (_OnClockSender). (Private attributes of aiortc 1.x: where they are missing the reports keep the
+    send time, a few ms late for video, and the encoder follows every estimate; tests/test_webrtc.py
+    checks that it takes.)"""
+    private = ("_RTCRtpSender__ntp_timestamp", "_RTCRtpSender__encoder")
+    if type(sender) is RTCRtpSender and all(k in sender.__dict__ for k in private):
+        ntp, encoder = (sender.__dict__.pop(k) for k in private)
         sender.__class__ = _OnClockSender
         sender.__dict__["_released"] = track
         sender._RTCRtpSender__ntp_timestamp = ntp
+        sender._RTCRtpSender__encoder = encoder
 
 
 def _vp8_first() -> list[Any]:
