@@ -294,7 +294,17 @@ def main() -> int:
     t0 = time.perf_counter()
     res = minimize(cost, np.zeros(len(p0)), method="Nelder-Mead",
                    options=dict(maxfev=a.iters, xatol=1e-3, fatol=1e-5))
-    best = np.array([np.clip(v, *BOUNDS[k]) for k, v in zip(PARAMS, p0 + res.x * scale)])
+    z, fz = res.x.copy(), res.fun
+    for sweep in range(2):  # Nelder-Mead stalls in 11-d: polish one constant at a time
+        for j in range(len(z)):
+            for step in (-0.12, -0.06, -0.03, 0.03, 0.06, 0.12):
+                t = z.copy()
+                t[j] += step / (sweep + 1)
+                ft = cost(t)
+                if ft < fz:
+                    z, fz = t, ft
+    print(f"  polished: loss {fz:.4f}")
+    best = np.array([np.clip(v, *BOUNDS[k]) for k, v in zip(PARAMS, p0 + z * scale)])
     set_params(best)
     print(f"fit on {len(sub)} frames: loss {seen[0]:.4f} -> {res.fun:.4f} after {res.nfev} evaluations, "
           f"{time.perf_counter() - t0:.0f}s")

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-INCISOR_SHOW = 0.087  # upper teeth reach this far (x mouth width) below where the closed lips meet
-LOWER_TEETH_SHARE = 0.025  # lower teeth top above the jaw-carried lip line, x mouth width: mostly hidden
-ARCH_U = 0.8  # beyond this share of the half-width the teeth turn away into the dark (the arch)
+INCISOR_SHOW = 0.128  # upper teeth reach this far (x mouth width) below where the closed lips meet
+LOWER_TEETH_SHARE = 0.0  # lower teeth top above the jaw-carried lip line, x mouth width: mostly hidden
+ARCH_U = 0.78  # beyond this share of the half-width the teeth turn away into the dark (the arch)
 TONGUE_TOP = 0.55  # the tongue's back rises to this share of the opening above the jaw line
 MIN_GAP_PX = 0.6  # below this the lips touch: nothing to draw
 CORNER_TAPER = 0.12  # the interior fades out over this share of the half-width at each corner
@@ -32,14 +32,14 @@ CORNER_REACH_PX = 2  # the cavity's dark is followed this far past the outer-lip
 LIP_LINE = 0.3  # the filled cavity darkens by this in its middle: closed lips meet along a line
 FILL_BLUR_PX = 3.0  # the filled columns are blurred along the lips over this
 # The painted interior's look, relative to the skin (fitted to real speakers: tools/fit_mouth_look.py)
-TEETH_LUMA = 0.867  # the teeth's luma, x the skin's
-TEETH_TINT = 0.281  # their colour: ivory mixed this much towards the skin's (the same light)
+TEETH_LUMA = 0.81  # the teeth's luma, x the skin's
+TEETH_TINT = 0.57  # their colour: ivory mixed this much towards the skin's (the same light)
 TEETH_MIN_LIGHT = 90.0  # skin luma below this lights teeth as this (dark skin, white teeth)
-LIP_SHADOW = 0.325  # the upper teeth darken by this just under the upper lip ...
-TEETH_TURN = 0.43  # ... and by this at the arch's end, turning away from the light
-CAVITY_REL = (0.546, 0.172, 0.254)  # the cavity by the lips, x the skin's RGB
-CAVITY_DEPTH = 0.741  # it darkens by this towards the middle and the corners
-TONGUE_REL = (1.4, 1.65, 1.65)  # the tongue, x the cavity's colour
+LIP_SHADOW = 0.43  # the upper teeth darken by this just under the upper lip ...
+TEETH_TURN = 0.23  # ... and by this at the arch's end, turning away from the light
+CAVITY_REL = (0.654, 0.299, 0.254)  # the cavity by the lips, x the skin's RGB
+CAVITY_DEPTH = 0.9  # it darkens by this towards the middle and the corners
+TONGUE_REL = (0.6, 0.32, 0.34)  # the tongue, x the skin's RGB: pinker and out of the light (not fitted)
 IVORY = np.array([242.0, 236.0, 220.0])
 
 
@@ -60,7 +60,7 @@ def mouth_palette(skin_rgb: np.ndarray, grayscale: bool, teeth_rgb: np.ndarray |
     if teeth_rgb is None:  # never paper-white in a mouth: ivory in the skin's light, dimmer than it looks
         tint = (1.0 - TEETH_TINT) * IVORY / float(IVORY @ luma) + TEETH_TINT * skin / y
         teeth_rgb = TEETH_LUMA * max(y, TEETH_MIN_LIGHT) * tint / float(tint @ luma)
-    tongue = cavity * np.array(TONGUE_REL)  # inside, out of the light
+    tongue = skin * np.array(TONGUE_REL)  # inside, out of the light
     cols = [cavity, teeth_rgb, tongue]
     if grayscale:
         cols = [np.full(3, c @ luma) for c in cols]
