@@ -61,7 +61,9 @@ def test_upper_teeth_hang_from_the_skull_and_the_middle_is_dark() -> None:
     upper, lower = _opening()
     luma = _paint(upper, lower, bite_y=34.0).astype(float) @ np.array([0.299, 0.587, 0.114])
     column = luma[:, 50]
-    assert column[33:37].mean() > 150  # teeth just under the upper lip (which is at y = 32.8)
+    # teeth just under the upper lip (which is at y = 32.8): dim, in its shadow, as real ones (~0.6 x skin)
+    assert column[33:37].mean() > 0.5 * float(SKIN @ np.array([0.299, 0.587, 0.114]))
+    assert column[42:48].mean() < 0.8 * column[33:37].mean()
     assert column[42:48].mean() < 90  # the cavity behind
     # A wider opening (the jaw drops) leaves the upper teeth where they were.
     upper2, lower2 = _opening(gap=36.0)
@@ -177,3 +179,36 @@ def test_closing_a_gaping_photo_mouth_leaves_no_dark_slit(gaping: FaceRig) -> No
     unfilled = Renderer(gaping)
     unfilled._shut_person = None
     assert np.array_equal(renderer.render(Motion()), unfilled.render(Motion()))  # an open mouth: untouched
+
+
+# --- the painted interior's look, fitted to real speakers (tools/fit_mouth_look.py) ----------------
+
+def test_painted_teeth_are_dim_and_the_cavity_has_no_black_rim(rig: FaceRig) -> None:
+    """Real speakers' teeth at video resolution are grey-ivory in the lips' shadow (90th percentile
+    of an opening ~0.8 x the skin's luma, ~0.6 on GRID), and the cavity is a soft dark red-brown
+    (5th percentile ~0.3 x skin), not paper-white teeth ringed by near-black: the portrait's mouth
+    opened with painted teeth (not its own) stays within those."""
+    from facetalk.render.mouth import mouth_palette
+
+    renderer = Renderer(rig)
+    renderer._photo_open = False  # paint the interior instead of reusing the photo's teeth ...
+    renderer._palette = mouth_palette(rig.skin_rgb, rig.grayscale)  # ... and their colour
+    motion = _expr(rig, jawOpen=0.6)
+    frame = renderer.render(motion)
+    _, _, dst = renderer.backward_map(motion)
+    upper, lower = dst[list(L.LIPS_INNER_UPPER)], dst[list(L.LIPS_INNER_LOWER[::-1])]
+    import cv2
+
+    full = np.zeros(frame.shape[:2], np.uint8)
+    cv2.fillPoly(full, [np.round(np.concatenate([upper, lower[-2:0:-1]])).astype(np.int32)], 255)
+    inside = cv2.erode(full, np.ones((3, 3), np.uint8)) > 0  # the opening, not its anti-aliased edge
+    rim = inside & ~(cv2.erode(full, np.ones((9, 9), np.uint8)) > 0)  # a 3 px band inside the lips
+    weights = np.array([0.299, 0.587, 0.114])
+    skin = float(rig.skin_rgb @ weights)
+    luma = frame[inside].astype(float) @ weights / skin
+    assert inside.sum() > 300
+    assert 0.55 < np.percentile(luma, 90) < 0.9, "teeth missing, or brighter than real ones (was 1.11)"
+    assert (luma > 0.6).mean() < 0.3, "teeth across the whole opening"
+    assert np.percentile(frame[rim].astype(float) @ weights / skin, 10) > 0.17, "a near-black rim"
+    dark = frame[inside][luma < np.percentile(luma, 30)].astype(float).mean(0)
+    assert dark[0] > 1.6 * dark[2], "the cavity is red-brown, not purple"

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-INCISOR_SHOW = 0.09  # upper teeth reach this far (x mouth width) below where the closed lips meet
-LOWER_TEETH_SHARE = 0.025  # lower teeth top above the jaw-carried lip line, x mouth width: mostly hidden
+INCISOR_SHOW = 0.128  # upper teeth reach this far (x mouth width) below where the closed lips meet
+LOWER_TEETH_SHARE = 0.0  # lower teeth top above the jaw-carried lip line, x mouth width: mostly hidden
 ARCH_U = 0.78  # beyond this share of the half-width the teeth turn away into the dark (the arch)
 TONGUE_TOP = 0.55  # the tongue's back rises to this share of the opening above the jaw line
 MIN_GAP_PX = 0.6  # below this the lips touch: nothing to draw
@@ -31,6 +31,16 @@ FILL_REACH_PX = 3  # the lip colour a filled column takes is the median of this 
 CORNER_REACH_PX = 2  # the cavity's dark is followed this far past the outer-lip landmarks
 LIP_LINE = 0.3  # the filled cavity darkens by this in its middle: closed lips meet along a line
 FILL_BLUR_PX = 3.0  # the filled columns are blurred along the lips over this
+# The painted interior's look, relative to the skin (fitted to real speakers: tools/fit_mouth_look.py)
+TEETH_LUMA = 0.81  # the teeth's luma, x the skin's
+TEETH_TINT = 0.57  # their colour: ivory mixed this much towards the skin's (the same light)
+TEETH_MIN_LIGHT = 90.0  # skin luma below this lights teeth as this (dark skin, white teeth)
+LIP_SHADOW = 0.43  # the upper teeth darken by this just under the upper lip ...
+TEETH_TURN = 0.23  # ... and by this at the arch's end, turning away from the light
+CAVITY_REL = (0.654, 0.299, 0.254)  # the cavity by the lips, x the skin's RGB
+CAVITY_DEPTH = 0.9  # it darkens by this towards the middle and the corners
+TONGUE_REL = (0.6, 0.32, 0.34)  # the tongue, x the skin's RGB: pinker and out of the light (not fitted)
+IVORY = np.array([242.0, 236.0, 220.0])
 
 
 @dataclass(frozen=True)
@@ -38,19 +48,24 @@ class MouthPalette:
     cavity: np.ndarray  # (3,) float32 RGB
     teeth: np.ndarray
     tongue: np.ndarray
+    dark: float = 55.6  # luma: a photo's open mouth darker than PHOTO_DARK x this is its cavity
 
 
 def mouth_palette(skin_rgb: np.ndarray, grayscale: bool, teeth_rgb: np.ndarray | None = None) -> MouthPalette:
     """Interior colours lit like the skin; `teeth_rgb` (the photo's own teeth) when it shows some."""
-    light = float(np.clip(skin_rgb.mean() / 170.0, 0.45, 1.3))
-    cavity = np.array([96.0, 38.0, 40.0]) * light  # near the lips; deeper in it darkens
-    if teeth_rgb is None:  # never paper-white in a mouth: a warm ivory lit by the skin's light
-        teeth_rgb = (0.85 * np.array([242.0, 236.0, 220.0]) + 0.15 * skin_rgb) * float(np.clip(light, 0.8, 1.05))
-    tongue = np.array([170.0, 80.0, 84.0]) * light * 0.8  # inside, out of the light
+    skin = np.asarray(skin_rgb, np.float64)
+    luma = np.array([0.299, 0.587, 0.114])
+    y = max(float(skin @ luma), 1.0)
+    cavity = skin * np.array(CAVITY_REL)  # near the lips; deeper in it darkens
+    if teeth_rgb is None:  # never paper-white in a mouth: ivory in the skin's light, dimmer than it looks
+        tint = (1.0 - TEETH_TINT) * IVORY / float(IVORY @ luma) + TEETH_TINT * skin / y
+        teeth_rgb = TEETH_LUMA * max(y, TEETH_MIN_LIGHT) * tint / float(tint @ luma)
+    tongue = skin * np.array(TONGUE_REL)  # inside, out of the light
     cols = [cavity, teeth_rgb, tongue]
     if grayscale:
-        cols = [np.full(3, c @ np.array([0.299, 0.587, 0.114])) for c in cols]
-    return MouthPalette(*(np.asarray(c, np.float32) for c in cols))
+        cols = [np.full(3, c @ luma) for c in cols]
+    dark = 55.6 * float(np.clip(skin.mean() / 170.0, 0.45, 1.3))  # a lit cavity's luma
+    return MouthPalette(*(np.asarray(np.clip(c, 0, 255), np.float32) for c in cols), dark=dark)
 
 
 def _opening_polygon(upper: np.ndarray, lower: np.ndarray) -> np.ndarray:
@@ -212,7 +227,7 @@ def draw_mouth(frame: np.ndarray, upper: np.ndarray, lower: np.ndarray, palette:
     out = _cavity(palette, ys, top, bottom, opening, u)
     out = _over(out, *_tongue(palette, xs_u, ys, bottom, opening, width))
     if photo_open:
-        dark = PHOTO_DARK * float(palette.cavity @ np.array([0.299, 0.587, 0.114]))
+        dark = PHOTO_DARK * palette.dark
         up, a_up, lo, a_lo = _source_layers(xs_u, ys, top, bottom, src_upper, src_lower, image, dark)
         out = _over(out, lo, a_lo)
         out = _over(out, up, a_up)
@@ -242,7 +257,7 @@ def _cavity(palette: MouthPalette, ys: np.ndarray, top: np.ndarray, bottom: np.n
     mid = (top + bottom) / 2
     from_lips = 1.0 - np.abs(ys - mid) / (opening / 2 + 1.0)  # 0 at the lips, 1 in the middle
     depth = np.clip(0.55 * from_lips + 0.45 * u**2, 0, 1)
-    shade = 1.0 - 0.72 * depth
+    shade = 1.0 - CAVITY_DEPTH * depth
     return (palette.cavity * shade[..., None]).astype(np.float32)
 
 
@@ -262,14 +277,14 @@ def _tongue(palette: MouthPalette, xs_u: np.ndarray, ys: np.ndarray, bottom: np.
 def _teeth_shade(u: np.ndarray) -> np.ndarray:
     """Teeth turn away from the light along the arch; the gaps between the front four are faint."""
     gaps = np.min(np.abs(u[..., None] - np.array([0.0, 0.22, 0.42])), axis=-1)
-    return (1.0 - 0.35 * u**2) * (1.0 - 0.06 * np.exp(-(gaps / 0.02) ** 2))
+    return (1.0 - TEETH_TURN * u**2) * (1.0 - 0.06 * np.exp(-(gaps / 0.02) ** 2))
 
 
 def _upper_teeth(palette: MouthPalette, ys: np.ndarray, top: np.ndarray, bite_y: np.ndarray, u: np.ndarray,
                  width: float) -> tuple[np.ndarray, np.ndarray]:
     edge = bite_y + INCISOR_SHOW * width * (1.0 - u**2) - 0.03 * width * u**2  # the arch curves up
     alpha = _ramp(edge - ys) * _ramp((ARCH_U - u) * width / 2)
-    lip_shadow = 0.8 + 0.2 * np.clip((ys - top) / (0.05 * width + 1.0), 0, 1)
+    lip_shadow = 1.0 - LIP_SHADOW + LIP_SHADOW * np.clip((ys - top) / (0.05 * width + 1.0), 0, 1)
     shade = (_teeth_shade(u) * lip_shadow)[..., None]
     return (palette.teeth * shade).astype(np.float32), alpha[..., None].astype(np.float32)
 
