@@ -9,6 +9,7 @@ generous), so frames can be counted; two live sessions at most, so the refusal c
 from __future__ import annotations
 
 import asyncio
+import fractions
 import json
 import time
 import urllib.error
@@ -218,6 +219,25 @@ def test_the_vp8_bitrate_moves_in_steps() -> None:
     assert raw >= 10 and rebuilds <= raw / 2
     assert bitrate_step(1_000_000, 900_000) == 700_000  # down at once
     assert bitrate_step(700_000, 1_050_000) == 700_000 and bitrate_step(700_000, 1_100_000) == 1_000_000
+
+
+def test_a_rebuilt_encoder_hands_its_freed_heap_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    from av import VideoFrame
+
+    from facetalk.stream import webrtc
+
+    calls = []
+    monkeypatch.setattr(webrtc, "release_freed_heap", lambda: calls.append(1))
+    encoder = webrtc._SteppedVp8Encoder()
+    frame = VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format="rgb24")
+    frame.pts, frame.time_base = 0, fractions.Fraction(1, 90000)
+    encoder.encode(frame)
+    encoder.encode(frame)
+    assert calls == []  # made once, not rebuilt
+    encoder.target_bitrate = 1_500_000
+    encoder.encode(frame)
+    assert calls == [1] and encoder.target_bitrate == 1_000_000  # the highest step 1.5 Mbit/s clears by 10 %
+    webrtc.release_freed_heap()  # and the real one runs (a no-op off glibc)
 
 
 # -- end to end ------------------------------------------------------------------------------------
