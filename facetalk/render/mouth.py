@@ -23,6 +23,7 @@ MIN_GAP_PX = 0.6  # below this the lips touch: nothing to draw
 CORNER_TAPER = 0.12  # the interior fades out over this share of the half-width at each corner
 SOFT_SIGMA_PX = 0.6  # the painted interior is as soft as a camera would see it
 PHOTO_DARK = 1.3  # x the lit cavity's luma: darker pixels of a photo's open mouth are its cavity
+LIT_CAVITY_LUMA = 55.6  # a lit cavity's luma under skin of mean 170 (scaled by the skin's light)
 CAVITY_DARK = 0.45  # x the lips' median luma: darker pixels next to the inner lips are the photo's cavity
 # (a deep red lip in shadow is not much lighter than 0.5) ...
 CAVITY_RIM = 0.7  # ... and so are pixels darker than this beyond the inner-lip corners (the lips are
@@ -48,7 +49,7 @@ class MouthPalette:
     cavity: np.ndarray  # (3,) float32 RGB
     teeth: np.ndarray
     tongue: np.ndarray
-    dark: float = 55.6  # luma: a photo's open mouth darker than PHOTO_DARK x this is its cavity
+    dark: float = LIT_CAVITY_LUMA  # luma: a photo's open mouth darker than PHOTO_DARK x this is its cavity
 
 
 def mouth_palette(skin_rgb: np.ndarray, grayscale: bool, teeth_rgb: np.ndarray | None = None) -> MouthPalette:
@@ -64,7 +65,7 @@ def mouth_palette(skin_rgb: np.ndarray, grayscale: bool, teeth_rgb: np.ndarray |
     cols = [cavity, teeth_rgb, tongue]
     if grayscale:
         cols = [np.full(3, c @ luma) for c in cols]
-    dark = 55.6 * float(np.clip(skin.mean() / 170.0, 0.45, 1.3))  # a lit cavity's luma
+    dark = LIT_CAVITY_LUMA * float(np.clip(skin.mean() / 170.0, 0.45, 1.3))
     return MouthPalette(*(np.asarray(np.clip(c, 0, 255), np.float32) for c in cols), dark=dark)
 
 

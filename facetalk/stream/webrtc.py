@@ -773,7 +773,8 @@ class _OnClockSender(RTCRtpSender):
     machine) and a late frame's by its lateness: the browser, which lines the tracks up from these
     pairs, took the lips for later than they were. The released track says when its last frame was
     due; the NTP time aiortc records (its private `__ntp_timestamp`, set right after each packet of
-    that frame is sent) is moved back by how long ago that was."""
+    that frame is sent) is moved back by how long ago that was. Its VP8 encoder, made by aiortc on
+    the first frame, is a _SteppedVp8Encoder."""
 
     _released: MediaStreamTrack
 
