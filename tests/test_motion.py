@@ -7,7 +7,7 @@ import pytest
 
 from facetalk.audio.features import Features, audio_features
 from facetalk.motion.controls import Controls
-from facetalk.motion.eyes import CLOSE_S, HOLD_S, OPEN_S, blink_shape
+from facetalk.motion.eyes import CLOSE_S, HOLD_S, ONSET_BLINK_S, OPEN_S, EyeMotion, blink_shape
 from facetalk.motion.generate import MotionGenerator, generate
 from facetalk.motion.head import ou_process
 from facetalk.motion.mouth import follow_envelope
@@ -231,6 +231,21 @@ def test_blink_rate_is_human(minute_of_bursts: Features) -> None:
         rate = blink_count(track.column("eyeBlinkL")) / minutes
         assert 8 <= rate <= 30, f"seed {seed}: {rate:.1f} blinks per minute"
         assert np.array_equal(track.column("eyeBlinkL"), track.column("eyeBlinkR"))
+
+
+def test_a_blink_follows_the_voice_starting() -> None:
+    """Silence, then speech: whatever the seed, a blink starts within ONSET_BLINK_S of the first
+    voiced frame (a blink already due sooner comes then); a voice going on does not keep pulling
+    them in."""
+    fps = 25.0
+    onset = int(2.0 * fps)
+    active = np.r_[np.zeros(onset), np.ones(int(10 * fps))]
+    for seed in range(20):
+        eyes = EyeMotion(fps, np.random.default_rng(seed)).run(active, 1.0)["eyeBlinkL"]
+        starts = np.flatnonzero((eyes[1:] > 0) & (eyes[:-1] == 0)) + 1
+        after = starts[starts >= onset]
+        assert after.size and (after[0] - onset) / fps <= ONSET_BLINK_S[1] + 1.0 / fps, f"seed {seed}: {starts / fps}"
+        assert 1 <= after.size <= 8, f"seed {seed}: {after.size} blinks in 10 s of speech"
 
 
 def test_blink_can_be_turned_off(speech: Features, silence: Features) -> None:
