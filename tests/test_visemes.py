@@ -7,7 +7,7 @@ import pytest
 
 from facetalk.audio.features import Features
 from facetalk.audio.phones import Phones, recognise_phones
-from facetalk.motion.mouth import MouthMotion
+from facetalk.motion.mouth import MouthMotion, silent_frames
 from facetalk.motion.visemes import ANTICIPATION_S, CLOSURE_JAW, MOUTH, VISEMES, blend, viseme_of
 
 FPS = 25.0
@@ -104,6 +104,20 @@ def test_mouth_curves_use_phones_and_fall_back_to_loudness() -> None:
         assert np.all(curves["mouthClose"] == 1.0)
 
 
+def test_voice_read_as_silence_still_opens_the_mouth() -> None:
+    """The recogniser hears silence in 0.8-1.6 s but the voice is on and loud (a laugh, a burst it
+    cannot parse): the mouth opens by loudness there, and only there; with the voice off it stays shut."""
+    loud = np.r_[np.zeros(10), np.ones(40), np.zeros(10)].astype(np.float32)
+    ph = phones(("SIL", 0, 0.4), ("AA", 0.4, 0.8), ("SIL", 0.8, 1.6), ("AA", 1.6, 2.0), ("SIL", 2.0, 2.4))
+    on = mouth_curves(Features(FPS, loud, loud * 0 - 20, loud * 0, loud, ph))
+    assert on["jawOpen"][int(1.2 * FPS)] > 0.3
+    assert on["jawOpen"][5] < 0.05 and on["jawOpen"][-3] < 0.05
+    off = mouth_curves(Features(FPS, loud, loud * 0 - 20, loud * 0, loud * 0, ph))
+    assert off["jawOpen"][int(1.2 * FPS)] < 0.05
+    assert np.array_equal(silent_frames(ph, 0, 60, FPS),
+                          np.r_[np.ones(10), np.zeros(10), np.ones(20), np.zeros(10), np.ones(10)].astype(bool))
+
+
 def test_long_audio_is_linear() -> None:
     """An hour of phones blends in blocks: fast, and the same as blending a short piece."""
     rng = np.random.default_rng(0)
@@ -144,7 +158,8 @@ def test_mouth_motion_uses_the_fitted_coarticulation() -> None:
 
     reach, anticipation = fitted().coarticulation
     assert 0.02 <= reach <= 0.12 and 0.0 <= anticipation <= 0.05
-    f = Features(FPS, *(np.full(60, v, np.float32) for v in (0.8, -20.0, 0.0, 1.0)),
+    voiced = np.r_[np.zeros(25), np.ones(15), np.zeros(20)].astype(np.float32)  # the voice on for the AA only
+    f = Features(FPS, *(np.full(60, v, np.float32) for v in (0.8, -20.0, 0.0)), voiced,
                  phones(("SIL", 0.0, 1.0), ("AA", 1.0, 1.6), ("SIL", 1.6, 2.4)))
     table = fitted().visemes
     want = blend(f.phones, 60, FPS, targets=table, reach_s=reach, anticipation_s=anticipation)["mouthStretch"]

@@ -3,7 +3,9 @@
 Without phones (recognition off, failed, or not yet heard any) a loudness-only fallback: the
 speech-band envelope is the best single predictor of jaw opening; it opens fast and closes a little
 slower (muscles release slower than they contract), and the lips spread for bright sounds and
-round for dark ones.
+round for dark ones. The same fallback fills in where the recogniser hears silence but the voice
+is on (a laugh, an excited burst it cannot parse: `v23` has a second of loud speech read as
+silence), so a speaking voice never comes with a shut mouth.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from facetalk.motion.visemes import blend
 
 JAW_GAIN = 0.55  # jawOpen at full loudness (1.0 = the widest the face can open)
 ATTACK_S, RELEASE_S = 0.025, 0.06  # time constants of opening and closing
+MISSED_S = 0.04  # the fallback fades in and out of a stretch of voice read as silence over this
 
 
 def follow_envelope(x: np.ndarray, fps: float, attack_s: float, release_s: float) -> np.ndarray:
@@ -26,6 +29,15 @@ def follow_envelope(x: np.ndarray, fps: float, attack_s: float, release_s: float
 
 def has_speech(phones: Phones | None) -> bool:
     return phones is not None and any(p != "SIL" for p in phones.labels)
+
+
+def silent_frames(phones: Phones, first: int, n: int, fps: float) -> np.ndarray:
+    """(n,) bool: frames first.. whose time falls in a silence or past the phones recognised so far."""
+    t = (first + np.arange(n)) / fps
+    i = np.searchsorted(phones.starts, t, side="right") - 1
+    inside = (i >= 0) & (t < np.asarray(phones.ends)[np.clip(i, 0, None)])
+    labels = np.asarray(phones.labels, dtype=object)[np.clip(i, 0, None)]
+    return ~inside | (labels == "SIL")
 
 
 class MouthMotion:
@@ -42,6 +54,7 @@ class MouthMotion:
         self.fps = fps
         self.frame = 0
         self.gain = Follower(fps, ATTACK_S, RELEASE_S)
+        self.missed = Follower(fps, MISSED_S, MISSED_S)
         self.jaw = Follower(fps, ATTACK_S, RELEASE_S)
         self.shape = {k: Follower(fps, 0.04, 0.08) for k in ("stretch", "funnel", "pucker")}
         self.bright = [0, 0.0, 0.0]  # count, mean, M2 of the brightness while speaking (Welford)
@@ -51,7 +64,14 @@ class MouthMotion:
         loud = loudness.astype(np.float64)
         gain = np.clip(self.gain_floor + self.gain_slope * self.gain.run(loud), 0.0, 1.6)  # quiet speech mumbles, loud opens wide
         fallback = self._loudness_curves(loud, brightness.astype(np.float64), active.astype(np.float64))
-        curves = self._viseme_curves(phones, gain) if has_speech(phones) else fallback
+        if has_speech(phones):
+            curves = self._viseme_curves(phones, gain)
+            heard_as_silence = silent_frames(phones, self.frame, len(loud), self.fps) & (active > 0.5)
+            w = self.missed.run(heard_as_silence.astype(np.float64))
+            for k, fb in fallback.items():
+                curves[k] = (1.0 - w) * curves.get(k, 0.0) + w * fb
+        else:
+            curves = fallback
         self.frame += len(loud)
         return {**curves, "mouthClose": np.ones(len(loud))}
 
