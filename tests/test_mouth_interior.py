@@ -8,7 +8,7 @@ import pytest
 from facetalk.face import landmarks as L
 from facetalk.face.rig import FaceRig
 from facetalk.motion.track import Motion
-from facetalk.render.mouth import draw_mouth, mouth_palette, photo_teeth
+from facetalk.render.mouth import SCLERA_RANGE, SCLERA_REF, draw_mouth, mouth_palette, photo_sclera, photo_teeth
 from facetalk.render.renderer import Renderer
 
 LIP = (200, 90, 100)
@@ -212,3 +212,27 @@ def test_painted_teeth_are_dim_and_the_cavity_has_no_black_rim(rig: FaceRig) -> 
     assert np.percentile(frame[rim].astype(float) @ weights / skin, 10) > 0.17, "a near-black rim"
     dark = frame[inside][luma < np.percentile(luma, 30)].astype(float).mean(0)
     assert dark[0] > 1.6 * dark[2], "the cavity is red-brown, not purple"
+
+
+def test_painted_teeth_are_as_bright_against_the_skin_as_the_eyes_whites() -> None:
+    """Teeth are lit like the whites of the eyes: brighter whites (a brightly lit face) brighten
+    them in proportion, within SCLERA_RANGE; unknown eyes leave the skin's rule."""
+    y = float(SKIN @ np.array([0.299, 0.587, 0.114]))
+    luma = lambda p: float(p.teeth @ np.array([0.299, 0.587, 0.114]))  # noqa: E731
+    plain = luma(mouth_palette(SKIN, False))
+    assert luma(mouth_palette(SKIN, False, sclera=SCLERA_REF * y)) == pytest.approx(plain, rel=1e-3)
+    assert luma(mouth_palette(SKIN, False, sclera=1.1 * SCLERA_REF * y)) == pytest.approx(1.1 * plain, rel=0.01)
+    assert luma(mouth_palette(SKIN, False, sclera=0.9 * SCLERA_REF * y)) == pytest.approx(0.9 * plain, rel=0.01)
+    assert luma(mouth_palette(SKIN, False, sclera=5 * y)) == pytest.approx(SCLERA_RANGE[1] * plain, rel=0.01)
+    assert luma(mouth_palette(SKIN, False, sclera=0.0)) == pytest.approx(SCLERA_RANGE[0] * plain, rel=0.01)
+
+
+def test_photo_sclera_reads_the_whites_inside_the_eye_openings() -> None:
+    img = np.full((100, 200, 3), 120, np.uint8)
+    eye = lambda cx: np.array([[cx - 20, 50], [cx, 42], [cx + 20, 50], [cx, 58]], np.float64)  # noqa: E731
+    for cx in (60, 140):
+        img[44:57, cx - 16:cx + 17] = 230  # the whites
+        img[46:55, cx - 4:cx + 5] = 40  # the iris
+    assert photo_sclera(img, [eye(60), eye(140)]) == pytest.approx(230, abs=1)
+    slit = lambda cx: np.array([[cx - 20, 50], [cx, 50.4], [cx + 20, 50], [cx, 50.2]], np.float64)  # noqa: E731
+    assert photo_sclera(img, [slit(60), slit(140)]) is None  # shut eyes tell nothing

@@ -127,15 +127,19 @@ def clip_frames(path: Path, dlib_face, keep: bool) -> list[dict]:
     return out
 
 
-def photo_skin(path: Path) -> tuple[np.ndarray, bool, bool]:
-    """The renderer's own skin colour and grey flag for the clip's first frame (as the photo), and
-    whether that photo's mouth is open (then our render reuses its teeth instead of painting)."""
+def photo_skin(path: Path) -> dict:
+    """The renderer's own skin colour, grey flag and whites of the eyes (luma) for the clip's first
+    frame (as the photo), and whether that photo's mouth is open (then our render reuses its teeth
+    instead of painting)."""
+    from facetalk.face import landmarks as L
     from facetalk.face.rig import build_rig
+    from facetalk.render.mouth import photo_sclera
     from facetalk.render.renderer import Renderer
 
     _, img = next(read_frames(path))
     rig = build_rig(img, size=256)
-    return rig.skin_rgb, rig.grayscale, bool(Renderer(rig)._photo_open)
+    sclera = photo_sclera(rig.foreground, [rig.landmarks[list(eye), :2] for eye in (L.EYE_R, L.EYE_L)])
+    return dict(rig_skin=rig.skin_rgb, grey=rig.grayscale, photo_open=bool(Renderer(rig)._photo_open), sclera=sclera)
 
 
 # --- the painted interior, with trial constants ------------------------------------------------
@@ -171,7 +175,7 @@ def paint_stats(frames: list[dict]) -> np.ndarray:
     for f in frames:
         img, pts = f["crop"].copy(), f["pts"]
         up, lo = pts[UPPER], pts[LOWER]
-        draw_mouth(img, up, lo, mouth_palette(f["rig_skin"], f["grey"]), up, lo, f["crop"], False,
+        draw_mouth(img, up, lo, mouth_palette(f["rig_skin"], f["grey"], sclera=f["sclera"]), up, lo, f["crop"], False,
                    bite=up, jaw_line=lo)
         s = measure(img, pts, f["skin"])
         rows.append(s if s is not None else np.full(len(KEYS), np.nan, np.float32))
@@ -231,16 +235,18 @@ def main() -> int:
     t0 = time.perf_counter()
     for p in clips:
         f = a.cache / f"{p.stem}.real.pkl"
-        if f.exists():
-            real[p.stem] = pickle.loads(f.read_bytes())
-            continue
-        frames = clip_frames(p, dlib_face, keep=True)
-        skin, grey, photo_open = photo_skin(p)
-        for r in frames:
-            r.update(rig_skin=skin, grey=grey, photo_open=photo_open)
+        frames = pickle.loads(f.read_bytes()) if f.exists() else clip_frames(p, dlib_face, keep=True)
+        if frames and "sclera" not in frames[0]:  # new, or cached before the eyes were measured
+            photo = photo_skin(p)
+            for r in frames:
+                r.update(photo)
+            f.write_bytes(pickle.dumps(frames))
         real[p.stem] = frames
-        f.write_bytes(pickle.dumps(frames))
     print(f"real clips measured in {time.perf_counter() - t0:.0f}s")
+    eyes = [fr[0]["sclera"] / float(fr[0]["rig_skin"] @ LUMA) for fr in real.values() if fr and fr[0]["sclera"]]
+    if eyes:
+        print(f"whites of the eyes, x the skin's luma, on the clips' first frames: median {np.median(eyes):.2f} "
+              f"(SCLERA_REF), {min(eyes):.2f}-{max(eyes):.2f}")
     ours: dict[str, dict[str, np.ndarray]] = {}
     for spec in a.ours:
         name, d = spec.split("=", 1)

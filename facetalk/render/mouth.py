@@ -33,7 +33,11 @@ CORNER_REACH_PX = 2  # the cavity's dark is followed this far past the outer-lip
 LIP_LINE = 0.3  # the filled cavity darkens by this in its middle: closed lips meet along a line
 FILL_BLUR_PX = 3.0  # the filled columns are blurred along the lips over this
 # The painted interior's look, relative to the skin (fitted to real speakers: tools/fit_mouth_look.py)
-TEETH_LUMA = 0.81  # the teeth's luma, x the skin's
+TEETH_LUMA = 0.81  # the teeth's luma, x the skin's, under eyes as bright as SCLERA_REF ...
+SCLERA_REF = 0.72  # ... the median whites of the eyes, x the skin's luma (the real clips' first frames)
+SCLERA_RANGE = (0.75, 1.35)  # how far the eyes' whites move the teeth off that (shadowed or odd eyes)
+MIN_EYE_PX = 30  # fewer pixels inside the open eyes than this (tiny eyes) tell nothing
+MIN_EYE_AREA = 0.06  # an eye opening smaller than this x its width squared is shut (open: ~0.2)
 TEETH_TINT = 0.57  # their colour: ivory mixed this much towards the skin's (the same light)
 TEETH_MIN_LIGHT = 90.0  # skin luma below this lights teeth as this (dark skin, white teeth)
 LIP_SHADOW = 0.43  # the upper teeth darken by this just under the upper lip ...
@@ -52,15 +56,37 @@ class MouthPalette:
     dark: float = LIT_CAVITY_LUMA  # luma: a photo's open mouth darker than PHOTO_DARK x this is its cavity
 
 
-def mouth_palette(skin_rgb: np.ndarray, grayscale: bool, teeth_rgb: np.ndarray | None = None) -> MouthPalette:
-    """Interior colours lit like the skin; `teeth_rgb` (the photo's own teeth) when it shows some."""
+def photo_sclera(image: np.ndarray, eyes: list[np.ndarray]) -> float | None:
+    """Luma of the whites of the eyes (the 90th percentile inside the open eyes' openings, past the
+    iris and lashes), or None when they hold too few pixels to tell (shut or tiny eyes)."""
+    mask = np.zeros(image.shape[:2], np.uint8)
+    for e in eyes:
+        e = np.asarray(e, np.float32)
+        width = float(np.ptp(e[:, 0]))
+        if cv2.contourArea(e) >= MIN_EYE_AREA * width * width:
+            cv2.fillPoly(mask, [np.round(e).astype(np.int32)], 1)
+    inside = image[mask > 0].astype(np.float64)
+    if len(inside) < MIN_EYE_PX:
+        return None
+    return float(np.percentile(inside @ np.array([0.299, 0.587, 0.114]), 90))
+
+
+def mouth_palette(skin_rgb: np.ndarray, grayscale: bool, teeth_rgb: np.ndarray | None = None,
+                  sclera: float | None = None) -> MouthPalette:
+    """Interior colours lit like the skin; `teeth_rgb` (the photo's own teeth) when it shows some.
+
+    Painted teeth are as much brighter than the skin as the whites of the eyes (`sclera`, their
+    luma) are: both are white tissue in the face's light, and how bright real teeth are against
+    the skin goes with how bright the eyes' whites are (log-log slope 1.05, r 0.58 over the 15
+    real clips; the skin alone leaves them grey on a brightly lit face and chalky on a dim one)."""
     skin = np.asarray(skin_rgb, np.float64)
     luma = np.array([0.299, 0.587, 0.114])
     y = max(float(skin @ luma), 1.0)
     cavity = skin * np.array(CAVITY_REL)  # near the lips; deeper in it darkens
     if teeth_rgb is None:  # never paper-white in a mouth: ivory in the skin's light, dimmer than it looks
         tint = (1.0 - TEETH_TINT) * IVORY / float(IVORY @ luma) + TEETH_TINT * skin / y
-        teeth_rgb = TEETH_LUMA * max(y, TEETH_MIN_LIGHT) * tint / float(tint @ luma)
+        eyes = 1.0 if sclera is None else float(np.clip(sclera / y / SCLERA_REF, *SCLERA_RANGE))
+        teeth_rgb = TEETH_LUMA * eyes * max(y, TEETH_MIN_LIGHT) * tint / float(tint @ luma)
     tongue = skin * np.array(TONGUE_REL)  # inside, out of the light
     cols = [cavity, teeth_rgb, tongue]
     if grayscale:

@@ -15,7 +15,7 @@ from facetalk.face.rig import FaceRig
 from facetalk.motion.track import Motion
 from facetalk.render.deform import deform, mesh_geometry, project
 from facetalk.render.eyes import draw_eye, gaze_offset_px
-from facetalk.render.mouth import draw_mouth, fill_photo_cavity, mouth_palette, photo_teeth
+from facetalk.render.mouth import draw_mouth, fill_photo_cavity, mouth_palette, photo_sclera, photo_teeth
 from facetalk.render.raster import rasterize_map
 
 MAP_STEP = 2  # the backward map is rasterised at 1/MAP_STEP resolution and upsampled (it is smooth)
@@ -54,7 +54,8 @@ class Renderer:
         self._src_upper = rig.landmarks[list(L.LIPS_INNER_UPPER), :2]
         self._src_lower = rig.landmarks[list(L.LIPS_INNER_LOWER[::-1]), :2]
         teeth = photo_teeth(rig.foreground, self._src_upper, self._src_lower, rig.skin_rgb)
-        self._palette = mouth_palette(rig.skin_rgb, rig.grayscale, teeth)
+        sclera = photo_sclera(rig.foreground, [rig.landmarks[list(eye), :2] for eye in (L.EYE_R, L.EYE_L)])
+        self._palette = mouth_palette(rig.skin_rgb, rig.grayscale, teeth, sclera)
         self._blink_l = rig.expressions.index("eyeBlinkL")
         self._blink_r = rig.expressions.index("eyeBlinkR")
         gap_px = rig.mouth_gap_cm * rig.pose.scale
