@@ -107,10 +107,10 @@ def test_a_sad_face_smiles_less_than_a_neutral_one() -> None:
     assert total(0.2) < 0.5 * total(1.0)
 
 
-def brows(pitch: np.ndarray, active: np.ndarray) -> dict[str, np.ndarray]:
+def brows(pitch: np.ndarray, active: np.ndarray, hold_s: float = 0.1) -> dict[str, np.ndarray]:
     loud = active * 0.8
     one = np.ones(len(active))
-    params = {"brow": 0.8, "wide": 0.6, "brow_floor": 1.0}
+    params = {"brow": 0.8, "wide": 0.6, "brow_floor": 1.0, "brow_hold_s": hold_s}
     starts, ends = Phrases(FPS).run(active)
     return BrowMotion(FPS, params).run(pitch, loud, 0.0, 0.0, Rhythm(starts, ends, one), one)
 
@@ -123,6 +123,19 @@ def test_a_rising_question_raises_the_brows_at_its_end() -> None:
     end = int(1.5 * FPS) + int(0.3 * FPS)  # the phrase ends once 0.3 s of pause has passed
     asked, told = brows(rising, a)["browInnerUp"], brows(flat, a)["browInnerUp"]
     assert asked[end:end + 15].max() > 0.5 and told[end:].max() < 0.05
+
+
+def test_a_brow_raise_holds_as_long_as_fitted() -> None:
+    """One accent at 2 s: the brows are up 0.3 s later either way; 1.2 s later only with the long
+    hold lively speakers have, and down again once it has eased back."""
+    a = activity((1, 6.0))
+    pitch = np.full(len(a), 150.0)
+    pitch[50:56] = 150.0 * 2 ** (6 / 12)
+    short, long = (brows(pitch, a, hold)["browInnerUp"] for hold in (0.1, 1.5))
+    at = lambda x, s: x[int(round(s * FPS))]  # noqa: E731
+    assert at(short, 2.3) > 0.3 and at(long, 2.3) > 0.3
+    assert at(short, 3.2) < 0.05 < 0.3 < at(long, 3.2)
+    assert at(long, 4.6) < 0.05
 
 
 def test_a_strong_accent_widens_the_eyes() -> None:

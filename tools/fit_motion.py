@@ -17,8 +17,9 @@ features. Then, with the generator's structure fixed, its constants are solved f
 - head: how fast and how steeply the engagement (a slow follower of the voice activity) grows,
   and its floor, by a grid search; for each, the per-angle amplitude that makes the mean
   log ratio of generated to real spread zero; the structure with the smallest RMS log ratio wins;
-- expressions: the amplitude (and, for smiles, the chance per phrase) that matches the spread of
-  the real slow smile, the brow raise and the eye widening.
+- expressions: the amplitude (and, for smiles, the chance per phrase; for brows, how long a raise
+  holds and how much of it calm speech keeps) that matches the spread of the real slow smile, the
+  brow raise and the eye widening.
 
 A second, optional stage closes the loop through the renderer and the evaluation's own measure
 (dlib landmarks of the rendered video, not MediaPipe's of the real one): `--calibrate REPORT` takes
@@ -67,6 +68,7 @@ HELD_OUT = ("v05_retalking_man_suit", "v10_liveportrait_man_speech", "v16_grid_b
 SKIP = ("v03_syncnet_example_offset3",)  # v04's frames with the sound 3 frames late: v04 stands for both
 VIDEO_EXT = {".mp4", ".avi", ".mpg", ".mov", ".mkv", ".webm"}
 SEEDS = 8
+BROW_HOLD_S = (0.1, 0.5, 1.0, 1.5)  # how long a brow raise holds before it eases back
 ENCODING_CODE = ("face/basis.py", "motion/encode.py", "face/track.py", "face/pose.py", "audio/features.py",
                  "audio/phones.py", "audio/pitch.py")  # a change here re-encodes the clips
 RIDGE = 2.0  # pull of each viseme target towards its authored value (phonetics where data is thin)
@@ -391,10 +393,11 @@ def fit_expression(clips: list[Clip], head: dict) -> tuple[dict, dict[str, float
     out = {"smile": round(min(smile, 1.0), 3), "smile_chance": chance}
     rms = {"smile": smile_rms}
     best = None
-    for floor in (0.05, 0.15, 0.3, 0.5):
-        unit = {"smile": 1.0, "smile_chance": chance, "brow": 1.0, "wide": 1.0, "brow_floor": floor}
+    for floor, hold in ((f, h) for f in (0.05, 0.15, 0.3, 0.5) for h in BROW_HOLD_S):
+        unit = {"smile": 1.0, "smile_chance": chance, "brow": 1.0, "wide": 1.0, "brow_floor": floor,
+                "brow_hold_s": hold}
         curves = [brow_curves(c, unit, head) for c in clips]
-        fit = {"brow_floor": floor}
+        fit = {"brow_floor": floor, "brow_hold_s": hold}
         err = {}
         for key, column in (("brow", "browInnerUp"), ("wide", "eyeWide")):
             gen = np.array([brow_height(brow_track(c, len(c[column])), BROWS).std() if key == "brow" else c[column].std()

@@ -1,8 +1,9 @@
 """Brows layer: a raise on each pitch accent and at the end of a rising (question) phrase.
 
 Speakers mark emphasis with their brows and widen their eyes on the strongest accents; a question's
-rising end lifts the brows too. A raise comes on over ~150 ms from the accent, holds a moment and
-eases back over ~0.5 s; the outer brows follow the inner ones a little less (AU1 leads AU2 in
+rising end lifts the brows too. A raise comes on over ~150 ms from the accent, holds (lively
+speakers keep their brows up for seconds: the hold is fitted, `brow_hold_s`) and eases back over
+~0.5 s; the outer brows follow the inner ones a little less (AU1 leads AU2 in
 emphasis). How high is fitted to real speakers (`fitted.json`) and scaled by how lively the talk
 is (the engagement) and by the emotion.
 """
@@ -17,7 +18,7 @@ from facetalk.motion.prosody import Accents
 from facetalk.motion.rhythm import Rhythm
 
 OUTER_SHARE = 0.6
-RISE_S, HOLD_S, FALL_S = 0.15, 0.1, 0.5
+RISE_S, HOLD_S, FALL_S = 0.15, 0.1, 0.5  # HOLD_S where fitted.json has no brow_hold_s
 WIDE_FROM = 0.5  # accents stronger than this widen the eyes too
 QUESTION_ST = 3.0  # a phrase whose last voiced 0.4 s rose this many semitones reads as a question
 QUESTION_S = 0.4
@@ -36,8 +37,9 @@ class BrowMotion:
         p = fitted().expression if params is None else params
         self.brow, self.wide, self.floor = float(p["brow"]), float(p["wide"]), float(p["brow_floor"])
         self.accents = Accents(fps)
-        self.kernel = raise_kernel(fps)
-        self.question_kernel = raise_kernel(fps, hold_s=0.4)
+        hold = float(p.get("brow_hold_s", HOLD_S))
+        self.kernel = raise_kernel(fps, hold)
+        self.question_kernel = raise_kernel(fps, hold_s=max(0.4, hold))
         self.raised = Pending()
         self.widened = Pending()
         self.voiced: list[float] = []  # log2 f0 of the last QUESTION_S of voiced frames

@@ -25,7 +25,7 @@ class Fitted:
     mouth_gain: tuple[float, float]  # (floor, slope): jaw scale = floor + slope * loudness
     coarticulation: tuple[float, float]  # (reach_s, anticipation_s) of visemes.viseme_weights
     head: dict[str, dict[str, float] | float]  # drift_sd, turn_sd per angle; nod_deg, engage_s, power
-    expression: dict[str, float]  # smile, smile_chance, brow, wide
+    expression: dict[str, float]  # smile, smile_chance, brow, brow_floor, brow_hold_s, wide
 
 
 def parse(data: dict) -> Fitted:
