@@ -27,8 +27,8 @@ from facetalk.stream.config import ServerConfig
 from facetalk.stream.protocol import ProtocolError
 from facetalk.stream.bench import in_process_server
 from facetalk.stream.server import create_app
-from facetalk.stream.webrtc import (BITRATE_STEPS, InOrderPackets, MediaClock, SpeechBuffer, SpeechTrack, _on_clock,
-                                    _OnClockSender, bitrate_step, parse_offer)
+from facetalk.stream.webrtc import (BITRATE_STEPS, InOrderPackets, MediaClock, SpeechBuffer, SpeechTrack,
+                                    _on_clock, _OnClockSender, bitrate_step, i420, parse_offer)
 from facetalk.stream.webrtc_client import WebRTCClient, post_json
 
 FPS = 25
@@ -239,6 +239,28 @@ def test_a_rebuilt_encoder_hands_its_freed_heap_back(monkeypatch: pytest.MonkeyP
     assert calls == [1] and encoder.target_bitrate == 1_000_000  # the highest step 1.5 Mbit/s clears by 10 %
     webrtc.release_freed_heap()  # and the real one runs (a no-op off glibc)
 
+
+
+def _picture(h: int, w: int) -> np.ndarray:
+    """A smooth RGB picture with an edge, like a rendered face against its background."""
+    y, x = np.mgrid[:h, :w].astype(np.float32)
+    image = np.stack([x / w * 255, y / h * 255, np.full_like(x, 128)], -1)
+    image[h // 4:h // 2, w // 4:w // 2] = (200, 40, 90)
+    return image.astype(np.uint8)
+
+
+def test_frames_reach_the_encoder_as_pyav_would_convert_them() -> None:
+    from av import VideoFrame
+
+    for h, w in ((512, 512), (256, 256), (34, 33)):
+        image = _picture(h, w)
+        frame = i420(image)
+        reference = VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
+        assert frame.format.name == "yuv420p" and (frame.width, frame.height) == (w, h)
+        if w % 2 == 0:  # the same colour matrix and range: the same luma, the picture back within a level or two
+            luma, ref_luma = frame.to_ndarray()[:h].astype(int), reference.to_ndarray()[:h].astype(int)
+            assert np.abs(luma - ref_luma).max() <= 1
+            assert np.abs(frame.to_ndarray(format="rgb24").astype(int) - image).mean() < 2.5
 
 # -- end to end ------------------------------------------------------------------------------------
 

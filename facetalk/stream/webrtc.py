@@ -577,9 +577,7 @@ class PeerSession:
         image, size = frame.image, self.shedder.current_size
         if size != image.shape[0]:
             image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
-        # to the encoder's own format here, in the worker, rather than in aiortc's encoder thread
-        video = VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
-        return _Outgoing(frame.time, due, video)
+        return _Outgoing(frame.time, due, i420(image))
 
     def _released(self, item: _Outgoing, now: float) -> None:
         self._latencies.append((now, now - item.due))
@@ -870,6 +868,16 @@ def _vp8_first() -> list[Any]:
     codecs = RTCRtpSender.getCapabilities("video").codecs
     return ([c for c in codecs if c.mimeType.lower() == "video/vp8"]
             + [c for c in codecs if c.mimeType.lower() not in ("video/vp8",)])
+
+
+def i420(image: np.ndarray) -> VideoFrame:
+    """An RGB frame in the VP8 encoder's own format (I420, BT.601 limited range, as PyAV's reformat
+    makes it), converted here in the session's worker rather than in aiortc's encoder thread.
+    OpenCV converts a 512x512 frame in ~0.15 ms where PyAV's reformat (swscale) took ~2.3 ms; it
+    takes only even sizes (a half-size frame of an odd half is left to PyAV)."""
+    if image.shape[0] % 2 or image.shape[1] % 2:
+        return VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
+    return VideoFrame.from_ndarray(cv2.cvtColor(image, cv2.COLOR_RGB2YUV_I420), format="yuv420p")
 
 
 def _mono(frame: AudioFrame) -> np.ndarray:
