@@ -27,7 +27,7 @@ from facetalk.stream.config import ServerConfig
 from facetalk.stream.protocol import ProtocolError
 from facetalk.stream.bench import in_process_server
 from facetalk.stream.server import create_app
-from facetalk.stream.webrtc import (BITRATE_STEPS, InOrderPackets, MediaClock, SpeechBuffer, SpeechTrack,
+from facetalk.stream.webrtc import (BITRATE_STEPS, VP8_RENDERED, InOrderPackets, MediaClock, SpeechBuffer, SpeechTrack,
                                     _on_clock, _OnClockSender, bitrate_step, i420, parse_offer)
 from facetalk.stream.webrtc_client import WebRTCClient, post_json
 
@@ -261,6 +261,51 @@ def test_frames_reach_the_encoder_as_pyav_would_convert_them() -> None:
             luma, ref_luma = frame.to_ndarray()[:h].astype(int), reference.to_ndarray()[:h].astype(int)
             assert np.abs(luma - ref_luma).max() <= 1
             assert np.abs(frame.to_ndarray(format="rgb24").astype(int) - image).mean() < 2.5
+
+
+class _Noted:
+    """A codec context that notes what is set on it (PyAV keeps no options once the codec opens)."""
+
+    def __init__(self, codec: object) -> None:
+        object.__setattr__(self, "_codec", codec)
+        object.__setattr__(self, "settings", {})
+
+    def __setattr__(self, name: str, value: object) -> None:
+        self.settings[name] = value
+        setattr(self._codec, name, value)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._codec, name)
+
+
+def test_the_vp8_encoder_is_aiortcs_set_up_for_rendered_frames(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    import av
+    from aiortc.codecs import vpx
+    from av import VideoFrame
+
+    from facetalk.stream import webrtc
+
+    made: list[_Noted] = []
+
+    def create(*args: str) -> _Noted:
+        made.append(_Noted(av.CodecContext.create(*args)))
+        return made[-1]
+
+    noting = SimpleNamespace(CodecContext=SimpleNamespace(create=create), video=av.video)
+    monkeypatch.setattr(vpx, "av", noting)
+    monkeypatch.setattr(webrtc, "av", noting)
+    frame = VideoFrame.from_ndarray(_picture(64, 64), format="rgb24")
+    frame.pts, frame.time_base = 0, fractions.Fraction(1, 90000)
+    vpx.Vp8Encoder().encode(frame)
+    payloads, _ = webrtc._SteppedVp8Encoder().encode(frame)
+    theirs, ours = (m.settings for m in made)
+    assert payloads and len(made) == 2  # ours made one encoder, which aiortc's encode() kept and used
+    assert {**theirs["options"], **VP8_RENDERED} == ours["options"]
+    assert all(theirs["options"][k] != v for k, v in VP8_RENDERED.items())
+    assert {k: v for k, v in theirs.items() if k != "options"} == {k: v for k, v in ours.items() if k != "options"}
+
 
 # -- end to end ------------------------------------------------------------------------------------
 
