@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from aiortc.mediastreams import MediaStreamError
 
 from facetalk.media.audio import PcmResampler
 from facetalk.safety.detect import detect
@@ -27,8 +28,8 @@ from facetalk.stream.config import ServerConfig
 from facetalk.stream.protocol import ProtocolError
 from facetalk.stream.bench import in_process_server
 from facetalk.stream.server import create_app
-from facetalk.stream.webrtc import (BITRATE_STEPS, VP8_RENDERED, InOrderPackets, MediaClock, SpeechBuffer, SpeechTrack,
-                                    _on_clock, _OnClockSender, bitrate_step, i420, parse_offer)
+from facetalk.stream.webrtc import (BITRATE_STEPS, VP8_RENDERED, InOrderPackets, MediaClock, SpeechBuffer,
+                                    SpeechTrack, _on_clock, _OnClockSender, bitrate_step, i420, parse_offer)
 from facetalk.stream.webrtc_client import WebRTCClient, post_json
 
 FPS = 25
@@ -307,6 +308,36 @@ def test_the_vp8_encoder_is_aiortcs_set_up_for_rendered_frames(monkeypatch: pyte
     assert {k: v for k, v in theirs.items() if k != "options"} == {k: v for k, v in ours.items() if k != "options"}
 
 
+
+def test_the_clients_voice_goes_as_the_opus_packets_aiortc_would_make_live(voice48: np.ndarray) -> None:
+    """Encoded up front (webrtc_client.VoiceTrack): one packet each 20 ms, stamped as aiortc stamps
+    them, that decode to the voice and then to silence."""
+    from aiortc.codecs.opus import OpusDecoder
+    from aiortc.jitterbuffer import JitterFrame
+
+    from facetalk.stream.webrtc_client import VoiceTrack
+
+    voice = voice48[:48000]
+
+    async def run(track: VoiceTrack, n: int) -> list:
+        return [await track.recv() for _ in range(n)]
+
+    track = VoiceTrack(voice)
+    packets = asyncio.run(run(track, 60))
+    assert [p.pts for p in packets] == [960 * k for k in range(60)] and track.done
+    decoder = OpusDecoder()
+    heard = np.concatenate([f.to_ndarray().reshape(-1, 2).mean(1) for k, p in enumerate(packets)
+                            for f in decoder.decode(JitterFrame(bytes(p), 960 * k))]) / 32768
+    lag = max(range(960), key=lambda d: float(np.dot(heard[d:d + 48000], voice)))  # Opus's delay
+    assert lag < 960 and np.corrcoef(heard[lag:lag + 48000], voice)[0, 1] > 0.9  # the voice, in order
+    assert np.sqrt(np.mean(heard[48000 + lag + 960:] ** 2)) < 0.003  # then silence
+
+    cut = VoiceTrack(voice, silence_after=False)
+    asyncio.run(run(cut, 5))
+    assert cut.cut() == pytest.approx(0.1) and cut.done
+    with pytest.raises(MediaStreamError):  # no silence after it: the track ends where the voice was cut
+        asyncio.run(run(cut, 1))
+
 # -- end to end ------------------------------------------------------------------------------------
 
 def test_voice_in_face_and_sound_out_with_a_recording(server, voice48: np.ndarray, tmp_path: Path) -> None:
@@ -363,6 +394,32 @@ def test_voice_in_face_and_sound_out_with_a_recording(server, voice48: np.ndarra
     verdict = verify(tmp_path / "rec.mp4")
     assert verdict.detection.found and verdict.provenance.is_facetalk
     assert wait_until(lambda: status(base)["live_sessions"] == 0)
+
+
+def test_a_client_that_decodes_nothing_still_sees_everything_on_the_wire(server, voice48: np.ndarray) -> None:
+    """The bench's clients (decode=False): every frame and sound packet noted as it arrives, none decoded."""
+    base, _ = server
+
+    async def run() -> tuple[WebRTCClient, dict, list[str]]:
+        client = WebRTCClient(base, voice=voice48[:48000], wire=True, decode=False)
+        await client.connect()
+        buffers = [type(t.receiver._RTCRtpReceiver__jitter_buffer).__name__ for t in client.pc.getTransceivers()]
+        while not client.voice.done:
+            await asyncio.sleep(0.05)
+        end = await client.end()
+        await asyncio.sleep(0.3)
+        await client.close()
+        return client, end, buffers
+
+    client, end, buffers = asyncio.run(run())
+    received = client.received
+    assert buffers == ["_Dropped", "_Dropped"]  # see webrtc_client._undecoded
+    assert received.frames == [] and received.audio == []
+    video = {ts for kind, ts, _, _ in received.wire if kind == "video"}
+    sound = {ts for kind, ts, _, _ in received.wire if kind == "audio"}
+    assert len(video) >= end["frames"] - end["skipped"] - 3
+    assert len(sound) >= 50 * end["seconds"] - 10  # 20 ms packets over the session
+    assert received.first("sound") is not None
 
 
 def test_controls_on_the_data_channel_change_the_face(server) -> None:

@@ -385,8 +385,11 @@ def soak(seconds: float = 180.0, clients: int | None = None, extra: int = 1, max
 # --- `facetalk bench --live --webrtc`: the WebRTC path on loopback, and beside the WebSocket one ---
 #
 # Clients are stream.webrtc_client's aiortc peers sending the built-in voice as their audio track in
-# real time, as a browser's microphone would. What they measure is taken on the wire (each RTP
-# packet's arrival, before aiortc's own jitter buffers), as a browser receives it:
+# real time, as a browser's microphone would (its Opus packets made before the run: a browser's
+# encoder runs on its own machine). What they measure is taken on the wire (each RTP packet's
+# arrival, before aiortc's own jitter buffers), as a browser receives it, so only the quality run's
+# client decodes what it receives (for PSNR); the others decode nothing, but still report on and
+# acknowledge every packet as a browser does (receiver reports, bandwidth estimates, NACKs):
 # - bitrate: the video's RTP payload per second;
 # - PSNR: each decoded frame against the frame the server rendered (the quality run's server is in
 #   this process, and a hook of stream.webrtc keeps the rendered frames);
@@ -496,11 +499,12 @@ def in_process_server(config: Any) -> Any:
     return run()
 
 
-async def rtc_client_run(base: str, voice48: np.ndarray, keep_images: bool = False) -> tuple[Any, dict[str, Any]]:
-    """One WebRTC client sending `voice48` in real time, then ending; (client, end message)."""
+async def rtc_client_run(base: str, voice48: np.ndarray, decode: bool = False) -> tuple[Any, dict[str, Any]]:
+    """One WebRTC client sending `voice48` in real time, then ending; (client, end message). It
+    decodes what it receives only when asked (for PSNR): the rest is measured on the wire."""
     from facetalk.stream.webrtc_client import WebRTCClient
 
-    client = WebRTCClient(base, voice=voice48, wire=True, keep_images=keep_images)
+    client = WebRTCClient(base, voice=voice48, wire=True, decode=decode)
     try:
         await client.connect()
         while not client.voice.done:
@@ -519,7 +523,7 @@ def rtc_quality(seconds: float) -> dict[str, Any]:
     rendered: dict[int, np.ndarray] = {}
     with in_process_server(ServerConfig(max_sessions=2, record=False)) as (base, app):
         app.state.facetalk.webrtc.tap = lambda peer, frame: rendered.__setitem__(frame.index, frame.image)
-        client, end = asyncio.run(rtc_client_run(base, _voice48(seconds), keep_images=True))
+        client, end = asyncio.run(rtc_client_run(base, _voice48(seconds), decode=True))
     out = rtc_measures(client.received, client.voice.sent, rendered=rendered)
     out.update(frames_sent=end["frames"] - end["dropped"] - end["skipped"], frames_dropped=end["dropped"],
                frames_skipped=end["skipped"], session_seconds=end["seconds"])
