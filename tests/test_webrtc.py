@@ -594,3 +594,13 @@ def test_the_server_takes_no_picture(server) -> None:
     video = sdp[sdp.index("m=video"):]
     assert "a=sendonly" in video.split("m=", 2)[1]
     assert wait_until(lambda: status(base)["live_sessions"] == 0)
+
+
+def test_the_bench_runs_its_clients_on_the_servers_event_loop() -> None:
+    from facetalk.stream.bench import run_clients
+
+    async def loop_name() -> str:
+        return type(asyncio.get_running_loop()).__module__
+
+    uvloop = pytest.importorskip("uvloop")
+    assert run_clients(loop_name()).startswith(uvloop.__name__)

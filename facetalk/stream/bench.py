@@ -15,10 +15,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
@@ -29,6 +30,8 @@ from facetalk.media.image import read_image
 from facetalk.motion.controls import Controls
 from facetalk.stream.protocol import FRAME_HEADER
 from facetalk.stream.session import LiveFrame, Session
+
+T = TypeVar("T")
 
 CHUNK_S = 0.02
 FPS = 25.0
@@ -530,6 +533,18 @@ def rtc_quality(seconds: float) -> dict[str, Any]:
     return out
 
 
+def run_clients(main: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run` on uvloop, the loop the server runs on, where it is installed (uvicorn[standard]
+    brings it): the clients share the server's cores, so their event loop should cost no more than
+    its. Both transports' clients run on it, so they are compared alike."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
+
+
 def _cpu_s(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -568,12 +583,12 @@ def side_by_side(seconds: float, max_sessions: int) -> dict[str, Any]:
                 cpu = _cpu_s(proc.pid)
                 t = time.monotonic()
                 if kind == "ws":
-                    runs = asyncio.run(_soak_clients(ws_url, pcm, n, 0, 0.0))
+                    runs = run_clients(_soak_clients(ws_url, pcm, n, 0, 0.0))
                     clients = [r.summary(seconds) for r in runs]
                     ok = all("refused" not in c and c["latency_p95_ms"] <= RTC_LATENCY_TARGET_MS
                              and c["frames"] >= MIN_FRAME_SHARE * c["clock_frames"] for c in clients)
                 else:
-                    clients = asyncio.run(_rtc_clients(base, voice48, n))
+                    clients = run_clients(_rtc_clients(base, voice48, n))
                     ok = all("error" not in c and c.get("latency_p95_ms", np.inf) <= RTC_LATENCY_TARGET_MS
                              and c["frames_received"] >= MIN_FRAME_SHARE * c["clock_frames"] for c in clients)
                 wall = time.monotonic() - t
@@ -614,7 +629,7 @@ def rtc_memory(minutes: float) -> dict[str, Any]:
 
     try:
         before = _proc_rss_mb(proc.pid)
-        asyncio.run(main())
+        run_clients(main())
     finally:
         stop_server(proc)
     return {"webrtc_memory_minutes": minutes, "server_rss_mb_before": round(before, 1),
