@@ -147,13 +147,16 @@ def test_media_clock_releases_both_tracks_from_one_time_and_follows_the_frames()
     assert clock.delay_s == pytest.approx(0.05)  # never below its floor
 
 
-def test_the_sound_heard_at_a_time_is_the_sound_of_that_time() -> None:
+@pytest.mark.parametrize("track_encodes", [False, True])
+def test_the_sound_heard_at_a_time_is_the_sound_of_that_time(track_encodes: bool) -> None:
     """Through aiortc's Opus encoder and decoder, placed by RTP timestamp: a click pushed at session
-    time t is heard at t (libopus's 6.5 ms lookahead is fed ahead, webrtc.OPUS_LOOKAHEAD)."""
+    time t is heard at t (libopus's 6.5 ms lookahead is fed ahead, webrtc.OPUS_LOOKAHEAD), whether
+    aiortc encodes the track's frames or, once handed aiortc's encoder, the track does."""
     import fractions
 
     from aiortc.codecs.opus import OpusDecoder, OpusEncoder
     from aiortc.jitterbuffer import JitterFrame
+    from av import Packet
 
     click_at = 19200 + 480  # samples at 48 kHz: 0.41 s
     pcm = np.zeros(48000, np.float32)
@@ -167,10 +170,17 @@ def test_the_sound_heard_at_a_time_is_the_sound_of_that_time() -> None:
         buffer.close()
         track, encoder, decoder = SpeechTrack(clock, buffer), OpusEncoder(), OpusDecoder()
         heard = np.zeros(len(pcm) + 960)
-        for _ in range(45):
+        for k in range(45):
             frame = await track.recv()
             assert frame.time_base == fractions.Fraction(1, 48000)
-            payloads, ts = encoder.encode(frame)
+            assert isinstance(frame, Packet) == (track_encodes and k > 0)
+            if isinstance(frame, Packet):  # what aiortc's sender does with a packet (OpusEncoder.pack)
+                payloads, ts = encoder.pack(frame)
+            else:
+                payloads, ts = encoder.encode(frame)
+                if track_encodes:  # aiortc made its encoder on the first frame: the sender hands it over
+                    track.encoder = encoder
+            assert ts == 960 * k
             for payload in payloads:
                 for out in decoder.decode(JitterFrame(data=payload, timestamp=ts)):
                     x = out.to_ndarray().reshape(-1, len(out.layout.channels)).mean(1)
@@ -356,6 +366,7 @@ def test_voice_in_face_and_sound_out_with_a_recording(server, voice48: np.ndarra
             await asyncio.sleep(0.05)
         prefetch += [type(s._RTCRtpSender__encoder).__name__ for peer in app.state.facetalk.webrtc.peers
                      for s in peer.pc.getSenders() if s.kind == "video"]  # see webrtc._SteppedVp8Encoder
+        prefetch += [type(peer.audio.encoder).__name__ for peer in app.state.facetalk.webrtc.peers]  # SpeechTrack
         await asyncio.sleep(0.3)
         end = await client.end()
         await asyncio.sleep(0.3)  # the last frames are released after the end message
@@ -363,7 +374,7 @@ def test_voice_in_face_and_sound_out_with_a_recording(server, voice48: np.ndarra
         return client, end, prefetch
 
     client, end, prefetch = asyncio.run(run())
-    assert prefetch == ["InOrderPackets", "_OnClockSender", "_OnClockSender", "_SteppedVp8Encoder"]
+    assert prefetch == ["InOrderPackets", "_OnClockSender", "_OnClockSender", "_SteppedVp8Encoder", "OpusEncoder"]
     received = client.received
     start = received.messages[0]
     assert start["fps"] == FPS and start["size"] == 512 and start["controls"]["emotion"] == "neutral"

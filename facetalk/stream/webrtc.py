@@ -49,11 +49,12 @@ import cv2
 import numpy as np
 from aiortc import (RTCConfiguration, RTCDataChannel, RTCIceServer, RTCPeerConnection, RTCRtpSender,
                     RTCSessionDescription)
+from aiortc.codecs.opus import OpusEncoder
 from aiortc.codecs.vpx import Vp8Encoder, number_of_threads
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.utils import uint16_gt
-from av import AudioFrame, VideoFrame
+from av import AudioFrame, Packet, VideoFrame
 
 from facetalk.media._files import remove_quietly
 from facetalk.media.audio import SAMPLE_RATE, PcmResampler
@@ -213,7 +214,13 @@ class SpeechBuffer:
 
 
 class SpeechTrack(MediaStreamTrack):
-    """The sound the face speaks, 20 ms frames released on the MediaClock."""
+    """The sound the face speaks, 20 ms frames released on the MediaClock.
+
+    Once aiortc has made its Opus encoder (on the first frame, for a peer that negotiated Opus), the
+    track encodes with it itself and hands the sender packets: handed a frame, aiortc measures its
+    audio level in Python and hops to a thread to encode it, 50 times a second; handed a packet, it
+    sends it. The packets and their timestamps are those aiortc would make (the same encoder); they
+    carry no audio level, an optional RTP extension (RFC 6464)."""
 
     kind = "audio"
 
@@ -223,8 +230,9 @@ class SpeechTrack(MediaStreamTrack):
         self._buffer = buffer
         self._next = 0
         self.released_due: float | None = None  # when the last frame returned was due (see _on_clock)
+        self.encoder: OpusEncoder | None = None  # aiortc's, once it has made it (see _OnClockSender)
 
-    async def recv(self) -> AudioFrame:
+    async def recv(self) -> AudioFrame | Packet:
         if self.readyState != "live":
             raise MediaStreamError
         await self._clock.started.wait()
@@ -243,7 +251,15 @@ class SpeechTrack(MediaStreamTrack):
         frame.time_base = fractions.Fraction(1, OUT_RATE)
         self._next += 1
         self.released_due = due
-        return frame
+        return frame if self.encoder is None else _encoded(self.encoder, frame)
+
+
+def _encoded(encoder: OpusEncoder, frame: AudioFrame) -> Packet:
+    """`frame` as the Opus packet `encoder` makes of it, stamped as aiortc stamps it."""
+    payloads, timestamp = encoder.encode(frame)
+    packet = Packet(payloads[0])
+    packet.pts, packet.time_base = timestamp, fractions.Fraction(1, OUT_RATE)
+    return packet
 
 
 @dataclass
@@ -795,9 +811,13 @@ class _OnClockSender(RTCRtpSender):
 
     @_RTCRtpSender__encoder.setter
     def _RTCRtpSender__encoder(self, encoder: Any) -> None:
-        """aiortc makes its encoder on the first frame: a VP8 one is made a _SteppedVp8Encoder."""
+        """aiortc makes its encoder on the first frame: a VP8 one is made a _SteppedVp8Encoder, an
+        Opus one is handed to the SpeechTrack, which encodes with it from then on."""
         if type(encoder) is Vp8Encoder:
             encoder.__class__ = _SteppedVp8Encoder
+        track = self.__dict__.get("_released")
+        if type(encoder) is OpusEncoder and isinstance(track, SpeechTrack):
+            track.encoder = encoder
         self.__dict__["_stepped_encoder"] = encoder
 
 
