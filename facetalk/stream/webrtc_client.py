@@ -37,7 +37,7 @@ class VoiceTrack(MediaStreamTrack):
 
     The voice is Opus-encoded up front, by aiortc's own encoder, into the very packets aiortc would
     make of it live, and handed to the sender as packets: a browser encodes on its own machine, and
-    these clients share the server's cores (live encoding cost each one ~0.05 CPU-s a second: the
+    these clients share the server's cores (live encoding cost each one ~0.03 CPU-s a second: the
     encoder's thread hop, aiortc's audio level in Python, the encode). Silence is one silent packet,
     repeated; the packets carry no audio level (the server reads none)."""
 
