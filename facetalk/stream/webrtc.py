@@ -839,9 +839,9 @@ def bitrate_step(current: int, estimate: int) -> int:
 
 
 # aiortc's libvpx settings (aiortc.codecs.vpx.Vp8Encoder in 1.16), but for frames that are rendered,
-# not filmed. On the demo's 512 px frames a frame took 2.9 ms to encode with aiortc's at 0.5 Mbit/s
-# and 2.1 ms with these (2.4 and 1.4 ms at 0.25 Mbit/s), at 38.1 dB PSNR instead of 37.4 (36.3
-# instead of 36.1 at 0.25 Mbit/s; 39.9 instead of 38.6 at 1 Mbit/s):
+# not filmed. On the demo's 512 px frames at 0.5 Mbit/s a frame took 2.9 ms to encode with aiortc's
+# and 1.5 ms with these (this machine, quiet), at 38.1 dB PSNR instead of 37.5 (36.3 instead of 36.1
+# at 0.25 Mbit/s; 39.9 instead of 38.6 at 1 Mbit/s):
 VP8_RENDERED = {
     "noise-sensitivity": "0",  # aiortc: 4, libvpx's temporal denoiser, for a camera's noise: a rendered
                                # frame has none, so it only cost time and blurred detail
