@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from aiortc.mediastreams import MediaStreamError
 
 from facetalk.media.audio import PcmResampler
 from facetalk.safety.detect import detect
@@ -27,8 +28,8 @@ from facetalk.stream.config import ServerConfig
 from facetalk.stream.protocol import ProtocolError
 from facetalk.stream.bench import in_process_server
 from facetalk.stream.server import create_app
-from facetalk.stream.webrtc import (BITRATE_STEPS, InOrderPackets, MediaClock, SpeechBuffer, SpeechTrack, _on_clock,
-                                    _OnClockSender, bitrate_step, parse_offer)
+from facetalk.stream.webrtc import (BITRATE_STEPS, VP8_RENDERED, InOrderPackets, MediaClock, SpeechBuffer,
+                                    SpeechTrack, _on_clock, _OnClockSender, bitrate_step, i420, parse_offer)
 from facetalk.stream.webrtc_client import WebRTCClient, post_json
 
 FPS = 25
@@ -146,13 +147,16 @@ def test_media_clock_releases_both_tracks_from_one_time_and_follows_the_frames()
     assert clock.delay_s == pytest.approx(0.05)  # never below its floor
 
 
-def test_the_sound_heard_at_a_time_is_the_sound_of_that_time() -> None:
+@pytest.mark.parametrize("track_encodes", [False, True])
+def test_the_sound_heard_at_a_time_is_the_sound_of_that_time(track_encodes: bool) -> None:
     """Through aiortc's Opus encoder and decoder, placed by RTP timestamp: a click pushed at session
-    time t is heard at t (libopus's 6.5 ms lookahead is fed ahead, webrtc.OPUS_LOOKAHEAD)."""
+    time t is heard at t (libopus's 6.5 ms lookahead is fed ahead, webrtc.OPUS_LOOKAHEAD), whether
+    aiortc encodes the track's frames or, once handed aiortc's encoder, the track does."""
     import fractions
 
     from aiortc.codecs.opus import OpusDecoder, OpusEncoder
     from aiortc.jitterbuffer import JitterFrame
+    from av import Packet
 
     click_at = 19200 + 480  # samples at 48 kHz: 0.41 s
     pcm = np.zeros(48000, np.float32)
@@ -166,10 +170,17 @@ def test_the_sound_heard_at_a_time_is_the_sound_of_that_time() -> None:
         buffer.close()
         track, encoder, decoder = SpeechTrack(clock, buffer), OpusEncoder(), OpusDecoder()
         heard = np.zeros(len(pcm) + 960)
-        for _ in range(45):
+        for k in range(45):
             frame = await track.recv()
             assert frame.time_base == fractions.Fraction(1, 48000)
-            payloads, ts = encoder.encode(frame)
+            assert isinstance(frame, Packet) == (track_encodes and k > 0)
+            if isinstance(frame, Packet):  # what aiortc's sender does with a packet (OpusEncoder.pack)
+                payloads, ts = encoder.pack(frame)
+            else:
+                payloads, ts = encoder.encode(frame)
+                if track_encodes:  # aiortc made its encoder on the first frame: the sender hands it over
+                    track.encoder = encoder
+            assert ts == 960 * k
             for payload in payloads:
                 for out in decoder.decode(JitterFrame(data=payload, timestamp=ts)):
                     x = out.to_ndarray().reshape(-1, len(out.layout.channels)).mean(1)
@@ -240,6 +251,103 @@ def test_a_rebuilt_encoder_hands_its_freed_heap_back(monkeypatch: pytest.MonkeyP
     webrtc.release_freed_heap()  # and the real one runs (a no-op off glibc)
 
 
+
+def _picture(h: int, w: int) -> np.ndarray:
+    """A smooth RGB picture with an edge, like a rendered face against its background."""
+    y, x = np.mgrid[:h, :w].astype(np.float32)
+    image = np.stack([x / w * 255, y / h * 255, np.full_like(x, 128)], -1)
+    image[h // 4:h // 2, w // 4:w // 2] = (200, 40, 90)
+    return image.astype(np.uint8)
+
+
+def test_frames_reach_the_encoder_as_pyav_would_convert_them() -> None:
+    from av import VideoFrame
+
+    for h, w in ((512, 512), (256, 256), (34, 33)):
+        image = _picture(h, w)
+        frame = i420(image)
+        reference = VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
+        assert frame.format.name == "yuv420p" and (frame.width, frame.height) == (w, h)
+        if w % 2 == 0:  # the same colour matrix and range: the same luma, the picture back within a level or two
+            luma, ref_luma = frame.to_ndarray()[:h].astype(int), reference.to_ndarray()[:h].astype(int)
+            assert np.abs(luma - ref_luma).max() <= 1
+            assert np.abs(frame.to_ndarray(format="rgb24").astype(int) - image).mean() < 2.5
+
+
+class _Noted:
+    """A codec context that notes what is set on it (PyAV keeps no options once the codec opens)."""
+
+    def __init__(self, codec: object) -> None:
+        object.__setattr__(self, "_codec", codec)
+        object.__setattr__(self, "settings", {})
+
+    def __setattr__(self, name: str, value: object) -> None:
+        self.settings[name] = value
+        setattr(self._codec, name, value)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._codec, name)
+
+
+def test_the_vp8_encoder_is_aiortcs_set_up_for_rendered_frames(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    import av
+    from aiortc.codecs import vpx
+    from av import VideoFrame
+
+    from facetalk.stream import webrtc
+
+    made: list[_Noted] = []
+
+    def create(*args: str) -> _Noted:
+        made.append(_Noted(av.CodecContext.create(*args)))
+        return made[-1]
+
+    noting = SimpleNamespace(CodecContext=SimpleNamespace(create=create), video=av.video)
+    monkeypatch.setattr(vpx, "av", noting)
+    monkeypatch.setattr(webrtc, "av", noting)
+    frame = VideoFrame.from_ndarray(_picture(64, 64), format="rgb24")
+    frame.pts, frame.time_base = 0, fractions.Fraction(1, 90000)
+    vpx.Vp8Encoder().encode(frame)
+    payloads, _ = webrtc._SteppedVp8Encoder().encode(frame)
+    theirs, ours = (m.settings for m in made)
+    assert payloads and len(made) == 2  # ours made one encoder, which aiortc's encode() kept and used
+    assert {**theirs["options"], **VP8_RENDERED} == ours["options"]
+    assert all(theirs["options"][k] != v for k, v in VP8_RENDERED.items())
+    assert {k: v for k, v in theirs.items() if k != "options"} == {k: v for k, v in ours.items() if k != "options"}
+
+
+
+def test_the_clients_voice_goes_as_the_opus_packets_aiortc_would_make_live(voice48: np.ndarray) -> None:
+    """Encoded up front (webrtc_client.VoiceTrack): one packet each 20 ms, stamped as aiortc stamps
+    them, that decode to the voice and then to silence."""
+    from aiortc.codecs.opus import OpusDecoder
+    from aiortc.jitterbuffer import JitterFrame
+
+    from facetalk.stream.webrtc_client import VoiceTrack
+
+    voice = voice48[:48000]
+
+    async def run(track: VoiceTrack, n: int) -> list:
+        return [await track.recv() for _ in range(n)]
+
+    track = VoiceTrack(voice)
+    packets = asyncio.run(run(track, 60))
+    assert [p.pts for p in packets] == [960 * k for k in range(60)] and track.done
+    decoder = OpusDecoder()
+    heard = np.concatenate([f.to_ndarray().reshape(-1, 2).mean(1) for k, p in enumerate(packets)
+                            for f in decoder.decode(JitterFrame(bytes(p), 960 * k))]) / 32768
+    lag = max(range(960), key=lambda d: float(np.dot(heard[d:d + 48000], voice)))  # Opus's delay
+    assert lag < 960 and np.corrcoef(heard[lag:lag + 48000], voice)[0, 1] > 0.9  # the voice, in order
+    assert np.sqrt(np.mean(heard[48000 + lag + 960:] ** 2)) < 0.003  # then silence
+
+    cut = VoiceTrack(voice, silence_after=False)
+    asyncio.run(run(cut, 5))
+    assert cut.cut() == pytest.approx(0.1) and cut.done
+    with pytest.raises(MediaStreamError):  # no silence after it: the track ends where the voice was cut
+        asyncio.run(run(cut, 1))
+
 # -- end to end ------------------------------------------------------------------------------------
 
 def test_voice_in_face_and_sound_out_with_a_recording(server, voice48: np.ndarray, tmp_path: Path) -> None:
@@ -258,6 +366,7 @@ def test_voice_in_face_and_sound_out_with_a_recording(server, voice48: np.ndarra
             await asyncio.sleep(0.05)
         prefetch += [type(s._RTCRtpSender__encoder).__name__ for peer in app.state.facetalk.webrtc.peers
                      for s in peer.pc.getSenders() if s.kind == "video"]  # see webrtc._SteppedVp8Encoder
+        prefetch += [type(peer.audio.encoder).__name__ for peer in app.state.facetalk.webrtc.peers]  # SpeechTrack
         await asyncio.sleep(0.3)
         end = await client.end()
         await asyncio.sleep(0.3)  # the last frames are released after the end message
@@ -265,7 +374,7 @@ def test_voice_in_face_and_sound_out_with_a_recording(server, voice48: np.ndarra
         return client, end, prefetch
 
     client, end, prefetch = asyncio.run(run())
-    assert prefetch == ["InOrderPackets", "_OnClockSender", "_OnClockSender", "_SteppedVp8Encoder"]
+    assert prefetch == ["InOrderPackets", "_OnClockSender", "_OnClockSender", "_SteppedVp8Encoder", "OpusEncoder"]
     received = client.received
     start = received.messages[0]
     assert start["fps"] == FPS and start["size"] == 512 and start["controls"]["emotion"] == "neutral"
@@ -296,6 +405,32 @@ def test_voice_in_face_and_sound_out_with_a_recording(server, voice48: np.ndarra
     verdict = verify(tmp_path / "rec.mp4")
     assert verdict.detection.found and verdict.provenance.is_facetalk
     assert wait_until(lambda: status(base)["live_sessions"] == 0)
+
+
+def test_a_client_that_decodes_nothing_still_sees_everything_on_the_wire(server, voice48: np.ndarray) -> None:
+    """The bench's clients (decode=False): every frame and sound packet noted as it arrives, none decoded."""
+    base, _ = server
+
+    async def run() -> tuple[WebRTCClient, dict, list[str]]:
+        client = WebRTCClient(base, voice=voice48[:48000], wire=True, decode=False)
+        await client.connect()
+        buffers = [type(t.receiver._RTCRtpReceiver__jitter_buffer).__name__ for t in client.pc.getTransceivers()]
+        while not client.voice.done:
+            await asyncio.sleep(0.05)
+        end = await client.end()
+        await asyncio.sleep(0.3)
+        await client.close()
+        return client, end, buffers
+
+    client, end, buffers = asyncio.run(run())
+    received = client.received
+    assert buffers == ["_Dropped", "_Dropped"]  # see webrtc_client._undecoded
+    assert received.frames == [] and received.audio == []
+    video = {ts for kind, ts, _, _ in received.wire if kind == "video"}
+    sound = {ts for kind, ts, _, _ in received.wire if kind == "audio"}
+    assert len(video) >= end["frames"] - end["skipped"] - 3
+    assert len(sound) >= 50 * end["seconds"] - 10  # 20 ms packets over the session
+    assert received.first("sound") is not None
 
 
 def test_controls_on_the_data_channel_change_the_face(server) -> None:
@@ -470,3 +605,13 @@ def test_the_server_takes_no_picture(server) -> None:
     video = sdp[sdp.index("m=video"):]
     assert "a=sendonly" in video.split("m=", 2)[1]
     assert wait_until(lambda: status(base)["live_sessions"] == 0)
+
+
+def test_the_bench_runs_its_clients_on_the_servers_event_loop() -> None:
+    from facetalk.stream.bench import run_clients
+
+    async def loop_name() -> str:
+        return type(asyncio.get_running_loop()).__module__
+
+    uvloop = pytest.importorskip("uvloop")
+    assert run_clients(loop_name()).startswith(uvloop.__name__)

@@ -15,10 +15,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
@@ -29,6 +30,8 @@ from facetalk.media.image import read_image
 from facetalk.motion.controls import Controls
 from facetalk.stream.protocol import FRAME_HEADER
 from facetalk.stream.session import LiveFrame, Session
+
+T = TypeVar("T")
 
 CHUNK_S = 0.02
 FPS = 25.0
@@ -385,8 +388,11 @@ def soak(seconds: float = 180.0, clients: int | None = None, extra: int = 1, max
 # --- `facetalk bench --live --webrtc`: the WebRTC path on loopback, and beside the WebSocket one ---
 #
 # Clients are stream.webrtc_client's aiortc peers sending the built-in voice as their audio track in
-# real time, as a browser's microphone would. What they measure is taken on the wire (each RTP
-# packet's arrival, before aiortc's own jitter buffers), as a browser receives it:
+# real time, as a browser's microphone would (its Opus packets made before the run: a browser's
+# encoder runs on its own machine). What they measure is taken on the wire (each RTP packet's
+# arrival, before aiortc's own jitter buffers), as a browser receives it, so only the quality run's
+# client decodes what it receives (for PSNR); the others decode nothing, but still report on and
+# acknowledge every packet as a browser does (receiver reports, bandwidth estimates, NACKs):
 # - bitrate: the video's RTP payload per second;
 # - PSNR: each decoded frame against the frame the server rendered (the quality run's server is in
 #   this process, and a hook of stream.webrtc keeps the rendered frames);
@@ -496,11 +502,12 @@ def in_process_server(config: Any) -> Any:
     return run()
 
 
-async def rtc_client_run(base: str, voice48: np.ndarray, keep_images: bool = False) -> tuple[Any, dict[str, Any]]:
-    """One WebRTC client sending `voice48` in real time, then ending; (client, end message)."""
+async def rtc_client_run(base: str, voice48: np.ndarray, decode: bool = False) -> tuple[Any, dict[str, Any]]:
+    """One WebRTC client sending `voice48` in real time, then ending; (client, end message). It
+    decodes what it receives only when asked (for PSNR): the rest is measured on the wire."""
     from facetalk.stream.webrtc_client import WebRTCClient
 
-    client = WebRTCClient(base, voice=voice48, wire=True, keep_images=keep_images)
+    client = WebRTCClient(base, voice=voice48, wire=True, decode=decode)
     try:
         await client.connect()
         while not client.voice.done:
@@ -519,11 +526,23 @@ def rtc_quality(seconds: float) -> dict[str, Any]:
     rendered: dict[int, np.ndarray] = {}
     with in_process_server(ServerConfig(max_sessions=2, record=False)) as (base, app):
         app.state.facetalk.webrtc.tap = lambda peer, frame: rendered.__setitem__(frame.index, frame.image)
-        client, end = asyncio.run(rtc_client_run(base, _voice48(seconds), keep_images=True))
+        client, end = asyncio.run(rtc_client_run(base, _voice48(seconds), decode=True))
     out = rtc_measures(client.received, client.voice.sent, rendered=rendered)
     out.update(frames_sent=end["frames"] - end["dropped"] - end["skipped"], frames_dropped=end["dropped"],
                frames_skipped=end["skipped"], session_seconds=end["seconds"])
     return out
+
+
+def run_clients(main: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run` on uvloop, the loop the server runs on, where it is installed (uvicorn[standard]
+    brings it): the clients share the server's cores, so their event loop should cost no more than
+    its. Both transports' clients run on it, so they are compared alike."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
 
 
 def _cpu_s(pid: int) -> float:
@@ -564,12 +583,12 @@ def side_by_side(seconds: float, max_sessions: int) -> dict[str, Any]:
                 cpu = _cpu_s(proc.pid)
                 t = time.monotonic()
                 if kind == "ws":
-                    runs = asyncio.run(_soak_clients(ws_url, pcm, n, 0, 0.0))
+                    runs = run_clients(_soak_clients(ws_url, pcm, n, 0, 0.0))
                     clients = [r.summary(seconds) for r in runs]
                     ok = all("refused" not in c and c["latency_p95_ms"] <= RTC_LATENCY_TARGET_MS
                              and c["frames"] >= MIN_FRAME_SHARE * c["clock_frames"] for c in clients)
                 else:
-                    clients = asyncio.run(_rtc_clients(base, voice48, n))
+                    clients = run_clients(_rtc_clients(base, voice48, n))
                     ok = all("error" not in c and c.get("latency_p95_ms", np.inf) <= RTC_LATENCY_TARGET_MS
                              and c["frames_received"] >= MIN_FRAME_SHARE * c["clock_frames"] for c in clients)
                 wall = time.monotonic() - t
@@ -610,7 +629,7 @@ def rtc_memory(minutes: float) -> dict[str, Any]:
 
     try:
         before = _proc_rss_mb(proc.pid)
-        asyncio.run(main())
+        run_clients(main())
     finally:
         stop_server(proc)
     return {"webrtc_memory_minutes": minutes, "server_rss_mb_before": round(before, 1),
