@@ -49,11 +49,15 @@ def face_curves(video: Path) -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def driver(tmp_path_factory: pytest.TempPathFactory, portrait_path: Path, short_voice_wav: Path) -> Path:
-    """The portrait talking for 2.5 s with lively head motion (the most the control gives: 2.5 s of
-    speech is too short for the engagement to grow), as an MP4 with sound."""
+def driver(tmp_path_factory: pytest.TempPathFactory, portrait_path: Path, voice: np.ndarray,
+           wav_file_writer) -> Path:
+    """The portrait talking for 4 s with lively head motion (the most the control gives), as an MP4
+    with sound. Shorter speech keeps the head's engagement low: over 2.5 s the driver's yaw spread
+    is ~0.7°, near MediaPipe's own jitter, and how well a copy follows it is then chance (r 0.77-0.80
+    on seed 3); over 4 s it is 1.2-3.9° and r 0.87-0.99 over seeds 0, 3, 7."""
+    sound = wav_file_writer(tmp_path_factory.mktemp("driver_voice") / "voice_4s.wav", voice[: 4 * 16000])
     out = tmp_path_factory.mktemp("driver") / "driver.mp4"
-    render_video(portrait_path, short_voice_wav, out, controls=Controls(seed=3, motion_intensity=3.0))
+    render_video(portrait_path, sound, out, controls=Controls(seed=3, motion_intensity=3.0))
     return out
 
 
@@ -97,7 +101,7 @@ def test_animate_follows_the_drivers_mouth_and_head(animated: tuple[Path, object
     assert info.has_audio and info.audio_duration == pytest.approx(source.audio_duration, abs=0.1)
     assert summary.notes == ()
     curves = face_curves(out)
-    assert np.std(driver_curves["mouth"]) > 0.02  # the driver does talk
+    assert np.std(driver_curves["mouth"]) > 0.015  # the driver does talk (a 4 s cut with its pauses)
     assert pearson(curves["mouth"], driver_curves["mouth"]) >= 0.8
     assert pearson(curves["yaw"], driver_curves["yaw"]) >= 0.8
 

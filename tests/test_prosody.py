@@ -90,7 +90,7 @@ def test_accents_do_not_depend_on_the_chunking() -> None:
 
 
 def test_a_pitch_accent_raises_the_brows_as_it_is_heard() -> None:
-    n = 100
+    n = 130  # the raise holds (fitted, up to 1.5 s) and eases back before the end
     pitch = np.full(n, 150.0)
     pitch[50:56] = 150.0 * 2 ** (5 / 12)  # five semitones up, as on a stressed word
     loud = np.full(n, 0.8)
@@ -98,7 +98,7 @@ def test_a_pitch_accent_raises_the_brows_as_it_is_heard() -> None:
     found = accents(f)
     assert len(found) == 1 and 50 <= found[0][0] < 56
     b = brows(f)
-    assert b[:50].max() == 0 and b[53:60].max() > 0.5 * b.max() > 0.05 and b[90:].max() < 0.05
+    assert b[:50].max() == 0 and b[53:60].max() > 0.5 * b.max() > 0.05 and b[-10:].max() < 0.05
     assert 53 <= b.argmax() <= 58  # up within ~150 ms of the accent
 
 
