@@ -131,15 +131,13 @@ def photo_skin(path: Path) -> dict:
     """The renderer's own skin colour, grey flag and whites of the eyes (luma) for the clip's first
     frame (as the photo), and whether that photo's mouth is open (then our render reuses its teeth
     instead of painting)."""
-    from facetalk.face import landmarks as L
     from facetalk.face.rig import build_rig
-    from facetalk.render.mouth import photo_sclera
     from facetalk.render.renderer import Renderer
 
     _, img = next(read_frames(path))
     rig = build_rig(img, size=256)
-    sclera = photo_sclera(rig.foreground, [rig.landmarks[list(eye), :2] for eye in (L.EYE_R, L.EYE_L)])
-    return dict(rig_skin=rig.skin_rgb, grey=rig.grayscale, photo_open=bool(Renderer(rig)._photo_open), sclera=sclera)
+    renderer = Renderer(rig)
+    return dict(rig_skin=rig.skin_rgb, grey=rig.grayscale, photo_open=bool(renderer._photo_open), sclera=renderer.sclera)
 
 
 # --- the painted interior, with trial constants ------------------------------------------------

@@ -18,13 +18,14 @@ from facetalk.motion.prosody import Accents
 from facetalk.motion.rhythm import Rhythm
 
 OUTER_SHARE = 0.6
-RISE_S, HOLD_S, FALL_S = 0.15, 0.1, 0.5  # HOLD_S where fitted.json has no brow_hold_s
+RISE_S, FALL_S = 0.15, 0.5  # the hold between them is fitted (brow_hold_s)
+QUESTION_HOLD_S = 0.4  # a question's raise holds at least this long
 WIDE_FROM = 0.5  # accents stronger than this widen the eyes too
 QUESTION_ST = 3.0  # a phrase whose last voiced 0.4 s rose this many semitones reads as a question
 QUESTION_S = 0.4
 
 
-def raise_kernel(fps: float, hold_s: float = HOLD_S) -> np.ndarray:
+def raise_kernel(fps: float, hold_s: float) -> np.ndarray:
     t = np.arange(int(np.ceil((RISE_S + hold_s + FALL_S) * fps)) + 1) / fps
     up = np.clip(t / RISE_S, 0, 1)
     down = np.clip(1 - (t - RISE_S - hold_s) / FALL_S, 0, 1)
@@ -37,9 +38,9 @@ class BrowMotion:
         p = fitted().expression if params is None else params
         self.brow, self.wide, self.floor = float(p["brow"]), float(p["wide"]), float(p["brow_floor"])
         self.accents = Accents(fps)
-        hold = float(p.get("brow_hold_s", HOLD_S))
+        hold = float(p["brow_hold_s"])
         self.kernel = raise_kernel(fps, hold)
-        self.question_kernel = raise_kernel(fps, hold_s=max(0.4, hold))
+        self.question_kernel = raise_kernel(fps, max(QUESTION_HOLD_S, hold))
         self.raised = Pending()
         self.widened = Pending()
         self.voiced: list[float] = []  # log2 f0 of the last QUESTION_S of voiced frames

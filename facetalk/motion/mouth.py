@@ -35,9 +35,9 @@ def silent_frames(phones: Phones, first: int, n: int, fps: float) -> np.ndarray:
     """(n,) bool: frames first.. whose time falls in a silence or past the phones recognised so far."""
     t = (first + np.arange(n)) / fps
     i = np.searchsorted(phones.starts, t, side="right") - 1
-    inside = (i >= 0) & (t < np.asarray(phones.ends)[np.clip(i, 0, None)])
-    labels = np.asarray(phones.labels, dtype=object)[np.clip(i, 0, None)]
-    return ~inside | (labels == "SIL")
+    j = np.clip(i, 0, None)  # only the chunk's own phones are looked at: a long stream has many
+    silence = np.array([phones.labels[k] == "SIL" for k in j], bool)
+    return (i < 0) | (t >= phones.ends[j]) | silence
 
 
 class MouthMotion:

@@ -46,6 +46,7 @@ CAVITY_REL = (0.654, 0.299, 0.254)  # the cavity by the lips, x the skin's RGB
 CAVITY_DEPTH = 0.9  # it darkens by this towards the middle and the corners
 TONGUE_REL = (0.6, 0.32, 0.34)  # the tongue, x the skin's RGB: pinker and out of the light (not fitted)
 IVORY = np.array([242.0, 236.0, 220.0])
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # RGB -> luma (BT.601)
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ def photo_sclera(image: np.ndarray, eyes: list[np.ndarray]) -> float | None:
     inside = image[mask > 0].astype(np.float64)
     if len(inside) < MIN_EYE_PX:
         return None
-    return float(np.percentile(inside @ np.array([0.299, 0.587, 0.114]), 90))
+    return float(np.percentile(inside @ LUMA, 90))
 
 
 def mouth_palette(skin_rgb: np.ndarray, grayscale: bool, teeth_rgb: np.ndarray | None = None,
@@ -80,17 +81,16 @@ def mouth_palette(skin_rgb: np.ndarray, grayscale: bool, teeth_rgb: np.ndarray |
     the skin goes with how bright the eyes' whites are (log-log slope 1.05, r 0.58 over the 15
     real clips; the skin alone leaves them grey on a brightly lit face and chalky on a dim one)."""
     skin = np.asarray(skin_rgb, np.float64)
-    luma = np.array([0.299, 0.587, 0.114])
-    y = max(float(skin @ luma), 1.0)
+    y = max(float(skin @ LUMA), 1.0)
     cavity = skin * np.array(CAVITY_REL)  # near the lips; deeper in it darkens
     if teeth_rgb is None:  # never paper-white in a mouth: ivory in the skin's light, dimmer than it looks
-        tint = (1.0 - TEETH_TINT) * IVORY / float(IVORY @ luma) + TEETH_TINT * skin / y
+        tint = (1.0 - TEETH_TINT) * IVORY / float(IVORY @ LUMA) + TEETH_TINT * skin / y
         eyes = 1.0 if sclera is None else float(np.clip(sclera / y / SCLERA_REF, *SCLERA_RANGE))
-        teeth_rgb = TEETH_LUMA * eyes * max(y, TEETH_MIN_LIGHT) * tint / float(tint @ luma)
+        teeth_rgb = TEETH_LUMA * eyes * max(y, TEETH_MIN_LIGHT) * tint / float(tint @ LUMA)
     tongue = skin * np.array(TONGUE_REL)  # inside, out of the light
     cols = [cavity, teeth_rgb, tongue]
     if grayscale:
-        cols = [np.full(3, c @ luma) for c in cols]
+        cols = [np.full(3, c @ LUMA) for c in cols]
     dark = LIT_CAVITY_LUMA * float(np.clip(skin.mean() / 170.0, 0.45, 1.3))
     return MouthPalette(*(np.asarray(np.clip(c, 0, 255), np.float32) for c in cols), dark=dark)
 
@@ -109,7 +109,7 @@ def photo_teeth(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, skin_rg
     px = image[mask > 0].astype(np.float32)
     if len(px) < 20:
         return None
-    luma = px @ np.array([0.299, 0.587, 0.114], np.float32)
+    luma = px @ LUMA
     bright = px[luma >= np.percentile(luma, 75)]
     teeth = np.median(bright, axis=0)
     return teeth if teeth.mean() > 1.1 * float(np.mean(skin_rgb)) else None
@@ -138,7 +138,7 @@ def fill_photo_cavity(image: np.ndarray, outer: np.ndarray, upper: np.ndarray,
     cv2.fillPoly(lips, [np.round(outer - (x0, y0)).astype(np.int32)], 255)
     opening = np.zeros_like(lips)
     cv2.fillPoly(opening, [np.round(_opening_polygon(upper, lower) - (x0, y0)).astype(np.int32)], 255)
-    luma = patch.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    luma = patch.astype(np.float32) @ LUMA
     ring = (lips > 0) & (opening == 0)
     if ring.sum() < 20:
         return None
@@ -208,9 +208,8 @@ def _source_layers(xs_u: np.ndarray, ys: np.ndarray, top: np.ndarray, bottom: np
     lo_y = (s_bot - (bottom - ys)).astype(np.float32)
     up = cv2.remap(image, xs2, up_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
     lo = cv2.remap(image, xs2, lo_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-    luma = np.array([0.299, 0.587, 0.114], np.float32)
-    lit_up = np.clip((up @ luma - dark) / (0.5 * dark), 0, 1)
-    lit_lo = np.clip((lo @ luma - dark) / (0.5 * dark), 0, 1)
+    lit_up = np.clip((up @ LUMA - dark) / (0.5 * dark), 0, 1)
+    lit_lo = np.clip((lo @ LUMA - dark) / (0.5 * dark), 0, 1)
     a_up = (np.clip(s_mid - up_y + 0.5, 0, 1) * open_ * lit_up)[..., None]
     a_lo = (np.clip(lo_y - s_mid + 0.5, 0, 1) * open_ * lit_lo)[..., None]
     return up, a_up, lo, a_lo

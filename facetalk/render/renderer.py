@@ -54,8 +54,9 @@ class Renderer:
         self._src_upper = rig.landmarks[list(L.LIPS_INNER_UPPER), :2]
         self._src_lower = rig.landmarks[list(L.LIPS_INNER_LOWER[::-1]), :2]
         teeth = photo_teeth(rig.foreground, self._src_upper, self._src_lower, rig.skin_rgb)
-        sclera = photo_sclera(rig.foreground, [rig.landmarks[list(eye), :2] for eye in (L.EYE_R, L.EYE_L)])
-        self._palette = mouth_palette(rig.skin_rgb, rig.grayscale, teeth, sclera)
+        # the luma of the photo's eye whites (None: eyes shut), which lights the painted teeth
+        self.sclera = photo_sclera(rig.foreground, [rig.landmarks[list(eye), :2] for eye in (L.EYE_R, L.EYE_L)])
+        self._palette = mouth_palette(rig.skin_rgb, rig.grayscale, teeth, self.sclera)
         self._blink_l = rig.expressions.index("eyeBlinkL")
         self._blink_r = rig.expressions.index("eyeBlinkR")
         gap_px = rig.mouth_gap_cm * rig.pose.scale
