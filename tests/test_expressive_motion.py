@@ -10,7 +10,7 @@ from facetalk.motion.brows import BrowMotion
 from facetalk.motion.expressions import SmileMotion
 from facetalk.motion.filters import Phrases, TimedDraws
 from facetalk.motion.fitted import fitted
-from facetalk.motion.head import HeadMotion
+from facetalk.motion.head import HeadMotion, SteadySpread
 from facetalk.motion.rhythm import Engagement, Rhythm, RhythmTracker
 from facetalk.motion.visemes import MOUTH, VISEME_NAMES
 
@@ -78,6 +78,39 @@ def test_a_calm_reader_holds_the_head_nearly_still_a_flowing_talker_moves_it() -
     calm = np.mean([head_spread(isolated_words(15), s) for s in range(6)])
     lively = np.mean([head_spread(flowing_speech(15), s) for s in range(6)])
     assert lively > 2.5 * calm
+
+
+def test_a_phrase_turns_each_angle_by_its_fitted_size_either_way() -> None:
+    n = 100
+    starts = np.zeros(n)
+    starts[5] = 10.0  # a phrase after a long pause: a wholly new direction
+    rhythm = Rhythm(starts, np.zeros(n, bool), np.ones(n))
+    still = {k: 1e-6 for k in ("yaw", "pitch", "roll")}
+    params = {"drift_sd": still, "turn_sd": {"yaw": 2.0, "pitch": 3.0, "roll": 1.0}, "nod_deg": 0.0}
+    ends = np.array([[HeadMotion(FPS, np.random.default_rng(s), params).run(rhythm, np.zeros(n), 0.0)[k][-1]
+                      for k in ("yaw", "pitch", "roll")] for s in range(12)])
+    sizes = np.abs(ends)
+    assert np.allclose(sizes / sizes[:, :1], [1.0, 1.5, 0.5], atol=1e-6)  # each angle its own size
+    assert np.all((sizes[:, 0] > 2.0) & (sizes[:, 0] < 3.0))  # the fitted 2 deg, a little overshoot not yet settled
+    assert (ends[:, 0] > 0).any() and (ends[:, 0] < 0).any()  # left or right by chance
+
+
+def test_the_running_spread_is_held_at_the_expected_one() -> None:
+    rng = np.random.default_rng(3)
+    loud = 3.0 * rng.standard_normal(500) + 4.0  # variance 9 around a rest at 4
+    out = SteadySpread(FPS, expected=1.0).run(loud)
+    assert 0.6 < out[-125:].var() < 1.6  # brought down to ~1 within a few seconds
+    assert abs(out[-125:].mean() - 4.0) < 1.0  # where it rests is kept
+    right = rng.standard_normal(500)
+    kept = SteadySpread(FPS, expected=1.0).run(right)
+    assert np.allclose(kept[100:], right[100:], atol=0.35 * np.abs(right[100:]) + 0.05)  # already right: ~unchanged
+
+
+def test_one_seed_moves_the_head_about_as_far_as_another() -> None:
+    """The spread is the voice's prediction; the seed picks the path, not the size."""
+    for active, limit in ((isolated_words(6), 0.22), (flowing_speech(8), 0.27)):
+        sd = [head_spread(active, s) for s in range(24)]
+        assert np.log(sd).std() < limit
 
 
 def test_smiles_come_with_phrases_and_go_after_them() -> None:

@@ -25,7 +25,11 @@ A second, optional stage closes the loop through the renderer and the evaluation
 (dlib landmarks of the rendered video, not MediaPipe's of the real one): `--calibrate REPORT` takes
 the `report.json` of a `facetalk eval` run made with the constants this fit writes, and scales each
 amplitude by exp(-mean log ratio) of its evaluation ratio (generated / real) over the clips of the
-fit, so that the rendered face moves as far as the real one *as the evaluation sees both*:
+fit, so that the rendered face moves as far as the real one *as the evaluation sees both*. The
+head is refitted instead (structure and amplitudes) to the real spreads as the evaluation reads
+them, taken into the generator's units by the renderer's factor on that run: the two readings of
+the real clips differ per clip by up to x2.5 (v10: yaw 0.5 deg encoded, 1.2 evaluated), and the
+engagement that predicts one does not predict the other:
 
     .venv/bin/python tools/fit_motion.py --write
     .venv/bin/facetalk eval --videos ../shared/eval/video_real --out /tmp/fit_eval
@@ -320,8 +324,10 @@ def real_head_sd(clip: Clip) -> np.ndarray:
     return np.array([clip.real[:, _C[k]].std() for k in ANGLES])
 
 
-def fit_head(clips: list[Clip], start: dict) -> tuple[dict, float]:
-    real = np.log(np.array([real_head_sd(c) for c in clips]))
+def fit_head(clips: list[Clip], start: dict, real: np.ndarray | None = None) -> tuple[dict, float]:
+    """The engagement's structure and the per-angle amplitudes that bring the generated head spread
+    closest to `real` (log yaw, pitch, roll spread per clip; default: the encoded clips')."""
+    real = np.log(np.array([real_head_sd(c) for c in clips])) if real is None else real
     best = None
     for engage_s in (2.0, 4.0, 6.0, 9.0, 13.0):
         for power in (1.0, 2.0, 3.0, 4.0):
@@ -475,6 +481,28 @@ def calibration(report: Path, fit: list[str]) -> dict[str, float]:
     return out
 
 
+def head_as_evaluated(report: Path, clips: list[Clip], shipped: dict) -> np.ndarray:
+    """The real clips' log head spreads as the evaluation measures them, in the generator's units.
+
+    The evaluation reads angles from landmarks of the video (real and rendered alike), and how far
+    that reading is from the motion differs per clip (a face's size, its landmarks' jitter), so the
+    engagement that best predicts the encoded spreads need not predict the evaluated ones. The
+    renderer's own factor (evaluated / generated spread, per angle over these clips, for the
+    constants that made `report`) takes the evaluated real spreads into the generator's units, and
+    the head is fitted to those."""
+    data = {c["name"]: c for c in json.loads(report.read_text())["clips"]}
+    missing = [c.name for c in clips if c.name not in data]
+    if missing:
+        raise SystemExit(f"fit_motion: {report} has no clip {missing[0]}; evaluate every clip with the shipped constants")
+    real = np.log([[data[c.name]["real"][f"{k}_sd"] for k in ANGLES] for c in clips])
+    rendered = np.log([[data[c.name]["generated"][f"{k}_sd"] for k in ANGLES] for c in clips])
+    generated = np.log(np.array([head_sd(c, shipped) for c in clips]))
+    factor = (rendered - generated).mean(axis=0)
+    print("head: the evaluation reads the rendered spread as x" + ", x".join(
+        f"{np.exp(f):.2f} ({k})" for k, f in zip(ANGLES, factor)) + " of the generated one")
+    return real - factor
+
+
 def calibrate(table: np.ndarray, head: dict, expression: dict, factors: dict[str, float]) -> None:
     """Scale the fitted amplitudes in place by the calibration factors."""
     for metric, (section, keys) in CALIBRATED.items():
@@ -537,11 +565,15 @@ def main(argv: list[str] | None = None) -> int:
               + "   (authored " + " ".join(f"{x:4.2f}" for x in authored) + ")")
     head, head_rms = fit_head(fit, before.head)
     print(f"\nhead: {head} (RMS log ratio {head_rms:.2f})")
+    if args.calibrate:
+        head, head_rms = fit_head(fit, before.head, head_as_evaluated(args.calibrate, fit, before.head))
+        print(f"head, fitted to the evaluated spreads: {head} (RMS log ratio {head_rms:.2f})")
     expression, expr_rms = fit_expression(fit, head)
     print(f"expressions: {expression} (RMS log ratio {', '.join(f'{k} {v:.2f}' for k, v in expr_rms.items())})")
 
     if args.calibrate:
-        factors = calibration(args.calibrate, [c.name for c in fit])
+        factors = {m: k for m, k in calibration(args.calibrate, [c.name for c in fit]).items()
+                   if CALIBRATED[m][0] != "head"}  # the head is fitted to the evaluated spreads above
         print(f"\ncalibration by {args.calibrate} (evaluation ratios on the fit's clips): "
               + ", ".join(f"{m} x{k:.2f}" for m, k in factors.items()))
         head = json.loads(json.dumps(head))  # a deep copy to scale

@@ -7,10 +7,18 @@ still head, flowing speech with a moving one. So every part of the motion is sca
 *engagement*, a slow follower of the voice activity raised to a fitted power:
 
 - turns: at each phrase start (speech after a pause) the head takes a new direction, glides to it
-  and holds it through the phrase;
+  and holds it through the phrase; each angle turns by the fitted size, left or right (up or down)
+  by chance;
 - drift: an Ornstein-Uhlenbeck process per angle (a random walk pulled back to rest) around that
   direction, so the head never freezes and never wanders off;
 - nods: a dip of the pitch on loud onsets (stressed syllables, phrase starts).
+
+The size of the motion is a prediction from the voice, and the chance in it is kept to where the
+head goes, not how far it moves: a random walk's spread over a few seconds varies by x1.5 from one
+seed to the next (and a normally drawn turn size by more), so the video of one seed could move
+half or twice as much as the voice calls for. A slow gain (SteadySpread) holds the running spread
+of turns and drift about where the head rests lately at its expected value; over the evaluation's clips this halves the seed's share
+of the error in per-clip head spread (`tools/head_seed_floor.py`).
 
 Amplitudes come from `fitted.json`. Everything is causal with one frame of lookahead.
 """
@@ -19,7 +27,6 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.signal import lfilter
-from scipy.special import ndtri
 
 from facetalk.motion.filters import Follower, Pending, PeakPicker, TimedDraws
 from facetalk.motion.fitted import fitted
@@ -32,6 +39,9 @@ TURN_S = 0.3  # time constant of the glide to a new phrase direction
 NOD_S = 0.35  # duration of a nod
 NOD_RISE = 0.06  # loudness rise per frame that counts as an onset
 NOD_GAP_S = 0.45
+STEADY_PRIOR_S = 0.25  # the expected spread counts as this much motion already seen
+STEADY_WINDOW_S = 5.0  # the spread is judged over about the last this many seconds
+STEADY_LIMIT = 3.0  # the gain stays within 1/3..3 (at the start, the head leaving the photo's pose)
 DRAW_S = 0.5  # phrase directions are drawn per half second (see TimedDraws)
 FULL_TURN_PAUSE_S = 1.0  # after a pause this long a phrase takes a wholly new direction; after a
 # shorter one it moves part of the way (a pause just long enough to count changes little, so a live
@@ -56,6 +66,31 @@ class _OU:
         return out
 
 
+class SteadySpread:
+    """Holds a series' running spread at `expected` (a variance): the running mean (where the head
+    rests lately) stays, the motion about it is scaled by sqrt(expected / its running variance),
+    within STEADY_LIMIT. Both are averages over the frames so far, the expected variance weighing
+    as STEADY_PRIOR_S of them, forgetting what is older than about STEADY_WINDOW_S."""
+
+    def __init__(self, fps: float, expected: float) -> None:
+        self.fps, self.expected = fps, expected
+        self.mean, self.var, self.seen = 0.0, expected, 0
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        n = len(x)
+        count = self.seen + np.arange(1, n + 1)
+        alpha = np.maximum(1.0 / (STEADY_PRIOR_S * self.fps + count), 1.0 / (STEADY_WINDOW_S * self.fps))
+        out = np.empty(n)
+        mean, var = self.mean, self.var
+        for i in range(n):
+            mean += alpha[i] * (x[i] - mean)
+            var += alpha[i] * ((x[i] - mean) ** 2 - var)
+            gain = min(max(np.sqrt(self.expected / max(var, 1e-12)), 1.0 / STEADY_LIMIT), STEADY_LIMIT)
+            out[i] = mean + gain * (x[i] - mean)
+        self.mean, self.var, self.seen = mean, var, self.seen + n
+        return out
+
+
 def nod_kernel(fps: float) -> np.ndarray:
     n = max(2, int(round(NOD_S * fps)))
     t = np.linspace(0, 1, n)
@@ -76,6 +111,7 @@ class HeadMotion:
         self.frame = 0
         self.target = {k: 0.0 for k in ANGLES}
         self.glide = {k: Follower(fps, TURN_S, TURN_S) for k in ANGLES}
+        self.steady = {k: SteadySpread(fps, p["drift_sd"][k] ** 2 + p["turn_sd"][k] ** 2) for k in ANGLES}
         self.nod_deg = p["nod_deg"]
         self.level = Follower(fps, 1.0 / fps, 1.0 / fps)  # the loudness, lightly smoothed, for onsets
         self.onsets = PeakPicker(NOD_RISE, max(1, int(NOD_GAP_S * fps)))
@@ -89,16 +125,16 @@ class HeadMotion:
         targets = np.empty((n, len(ANGLES)))
         for i in range(n):
             if starts[i]:  # a new phrase, a new direction: the more so, the longer the pause before it
-                z = ndtri(np.clip(self.turn_draws.at(self.frame + i), 1e-6, 1 - 1e-6))
+                side = np.where(self.turn_draws.at(self.frame + i) < 0.5, -1.0, 1.0)
                 w = min(1.0, starts[i] / FULL_TURN_PAUSE_S)
-                self.target = {k: (1 - w) * self.target[k] + w * float(z[j] * self.turn_sd[k])
+                self.target = {k: (1 - w) * self.target[k] + w * float(side[j] * self.turn_sd[k])
                                for j, k in enumerate(ANGLES)}
             targets[i] = [self.target[k] for k in ANGLES]
         self.frame += n
         out = {}
         for j, k in enumerate(ANGLES):
             a, b = self.smooth[k]
-            out[k] = (b.run(a.run(self.drift[k].run(n))) + self.glide[k].run(targets[:, j])) * amp
+            out[k] = self.steady[k].run(b.run(a.run(self.drift[k].run(n))) + self.glide[k].run(targets[:, j])) * amp
         before = self.level.y
         level = self.level.run(loudness)
         after = self.level.y + self.level.up * (next_loudness - self.level.y)  # the next frame, not kept
