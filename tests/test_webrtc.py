@@ -28,8 +28,9 @@ from facetalk.stream.config import ServerConfig
 from facetalk.stream.protocol import ProtocolError
 from facetalk.stream.bench import in_process_server
 from facetalk.stream.server import create_app
-from facetalk.stream.webrtc import (BITRATE_STEPS, VP8_RENDERED, InOrderPackets, MediaClock, SpeechBuffer,
-                                    SpeechTrack, _on_clock, _OnClockSender, bitrate_step, i420, parse_offer)
+from facetalk.stream.webrtc import (AUDIO_LEAD_S, AUDIO_PTIME_S, BITRATE_STEPS, VP8_RENDERED, InOrderPackets,
+                                    MediaClock, SpeechBuffer, SpeechTrack, _on_clock, _OnClockSender, bitrate_step,
+                                    i420, parse_offer)
 from facetalk.stream.webrtc_client import WebRTCClient, post_json
 
 FPS = 25
@@ -147,6 +148,69 @@ def test_media_clock_releases_both_tracks_from_one_time_and_follows_the_frames()
     assert clock.delay_s == pytest.approx(0.05)  # never below its floor
 
 
+def test_the_sound_leaves_its_lead_before_the_frames_and_never_pauses_for_a_rise() -> None:
+    """The sound of t leaves AUDIO_LEAD_S before the frame of t; when the frames' delay jumps up, the
+    sound's release times keep their 20 ms pace (but for AUDIO_RISE), still ahead of the frames; when
+    the delay falls, the sound follows at once (it is never sent after its frame)."""
+    async def run() -> MediaClock:
+        clock = MediaClock(0.1, min_s=0.04)
+        clock.begin(100.0)
+        return clock
+
+    clock = asyncio.run(run())
+    assert AUDIO_LEAD_S > 0.02
+    released, k = [], 0
+
+    def sound(frames: int) -> None:
+        nonlocal k
+        for _ in range(frames):
+            t = k * AUDIO_PTIME_S
+            released.append(clock.audio_due(t))
+            assert released[-1] <= clock.due(t) - AUDIO_LEAD_S + 1e-9
+            k += 1
+
+    sound(10)
+    assert released[-1] == pytest.approx(clock.due(9 * AUDIO_PTIME_S) - AUDIO_LEAD_S)
+    for _ in range(50):  # frames 80 ms later than before: the frames' delay jumps up at once
+        clock.adapt(0.17)
+    assert clock.delay_s == pytest.approx(0.18)
+    sound(100)
+    gaps = np.diff(released)
+    assert gaps.max() < AUDIO_PTIME_S + 0.001  # no pause: NetEq sees no jitter
+    assert released[-1] < clock.due((k - 1) * AUDIO_PTIME_S) - AUDIO_LEAD_S - 0.03  # still catching up
+    for _ in range(500):  # fast frames: the delay falls to its floor, and the sound with it
+        clock.adapt(0.0)
+    sound(1)
+    assert released[-1] == pytest.approx(clock.due((k - 1) * AUDIO_PTIME_S) - AUDIO_LEAD_S)
+
+
+def test_the_speech_track_releases_on_the_sounds_schedule_and_reports_the_media_clock(monkeypatch) -> None:
+    from facetalk.stream import webrtc
+
+    waits: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(s: float) -> None:
+        waits.append(s)
+        await real_sleep(0)
+
+    monkeypatch.setattr(webrtc.asyncio, "sleep", sleep)
+
+    async def run() -> tuple[float, float, float]:
+        clock = MediaClock(0.1)
+        now = time.monotonic()
+        clock.begin(now)
+        buffer = SpeechBuffer()
+        buffer.append(np.zeros(48000, np.float32))
+        track = SpeechTrack(clock, buffer)
+        await track.recv()
+        return now, clock.due(0.0), track.released_due
+
+    now, due, reported = asyncio.run(run())
+    assert reported == due == pytest.approx(now + 0.1)  # its sender report: the media clock
+    assert waits and 0.1 - AUDIO_LEAD_S - 0.01 < waits[0] <= 0.1 - AUDIO_LEAD_S  # it leaves the lead early
+
+
 @pytest.mark.parametrize("track_encodes", [False, True])
 def test_the_sound_heard_at_a_time_is_the_sound_of_that_time(track_encodes: bool) -> None:
     """Through aiortc's Opus encoder and decoder, placed by RTP timestamp: a click pushed at session
@@ -210,6 +274,26 @@ def test_sender_reports_pair_rtp_times_with_the_media_clock() -> None:
     sender, before, back = asyncio.run(run())
     assert isinstance(sender, _OnClockSender) and before == 0
     assert 0.045 < back / 2**32 < 0.06
+
+
+def test_sender_reports_of_sound_sent_ahead_carry_its_time_on_the_media_clock() -> None:
+    """The sound leaves AUDIO_LEAD_S before its time on the media clock: its pair is moved forward,
+    so the browser still reads it as the sound of that time (and plays it with its frame)."""
+    from types import SimpleNamespace
+
+    from aiortc import RTCRtpSender, clock
+
+    async def run() -> int:
+        sender = RTCRtpSender("audio", SimpleNamespace(state="new"))
+        track = SimpleNamespace(released_due=None)
+        _on_clock(sender, track)
+        track.released_due = time.monotonic() + AUDIO_LEAD_S  # the packet being sent is due later
+        now = clock.current_ntp_time()
+        sender._RTCRtpSender__ntp_timestamp = now
+        return sender._RTCRtpSender__ntp_timestamp - now
+
+    ahead = asyncio.run(run()) / 2**32
+    assert AUDIO_LEAD_S - 0.01 < ahead <= AUDIO_LEAD_S
 
 
 def test_the_vp8_bitrate_moves_in_steps() -> None:

@@ -399,7 +399,10 @@ def soak(seconds: float = 180.0, clients: int | None = None, extra: int = 1, max
 # - latency: a frame's arrival minus the moment the client sent the sound that completes it (the
 #   server says on the data channel where the client's sound starts on the session's timeline);
 # - lips vs sound: a frame's arrival minus the arrival of the sound packet of the same session time
-#   (positive: the picture comes later).
+#   (positive: the picture comes later); raw, and less the server's designed lead of the sound
+#   (stream.webrtc.AUDIO_LEAD_S: the sound leaves that much before its frame, both stamped on one
+#   clock). A receiver that plays by the RTP stamps and sender reports (browsers, libwebrtc) is not
+#   moved by when packets leave, only a reader that times by arrival, so `meets` judges the latter.
 # The side-by-side run starts `facetalk serve` in its own process and, for n = 1, 2, ..., runs n
 # real-time WebSocket clients, then n WebRTC clients, each for `seconds`: a transport sustains n
 # sessions while every client's p95 latency is within the target and it gets >= 90 % of its frames.
@@ -439,9 +442,14 @@ def rtc_measures(received: Any, sent: list[float], fps: float = FPS,
     offsets = [1000 * (w - audio[round(ts / 90000 / 0.02) * 960]) for ts, (w, _) in video.items()
                if round(ts / 90000 / 0.02) * 960 in audio]
     if offsets:
-        out.update(lips_minus_sound_ms_median=round(float(np.median(offsets)), 1),
-                   lips_minus_sound_ms_p5=round(float(np.percentile(offsets, 5)), 1),
-                   lips_minus_sound_ms_p95=round(float(np.percentile(offsets, 95)), 1))
+        from facetalk.stream.webrtc import AUDIO_LEAD_S
+
+        lead_ms = 1000 * AUDIO_LEAD_S
+        out["audio_lead_ms"] = round(lead_ms, 1)
+        for name, q in (("p5", 5), ("median", 50), ("p95", 95)):
+            x = float(np.percentile(offsets, q))
+            out[f"lips_minus_sound_ms_{name}"] = round(x, 1)  # raw, as it arrives
+            out[f"lips_minus_sound_less_lead_ms_{name}"] = round(x - lead_ms, 1)
     sound = received.first("sound")
     if sound is not None and sent:
         at, start = sound["sound"]["at"], sound["sound"]["input"]
@@ -663,8 +671,8 @@ def measure_webrtc(seconds: float = 12.0, max_sessions: int = 6, memory_minutes:
         "bitrate": quality.get("bitrate_mbps", np.inf) <= RTC_BITRATE_TARGET_MBPS,
         "psnr": quality.get("psnr_db_mean", 0) >= RTC_PSNR_TARGET_DB,
         "latency": latency_p95 <= RTC_LATENCY_TARGET_MS,
-        "lip_sync": max(abs(quality.get("lips_minus_sound_ms_p5", np.inf)),
-                        abs(quality.get("lips_minus_sound_ms_p95", np.inf))) <= RTC_SYNC_TARGET_MS,
+        "lip_sync": max(abs(quality.get("lips_minus_sound_less_lead_ms_p5", np.inf)),
+                        abs(quality.get("lips_minus_sound_less_lead_ms_p95", np.inf))) <= RTC_SYNC_TARGET_MS,
         "concurrency": result["webrtc_sessions_sustained"] >= result["ws_sessions_sustained"]}
     result.update(fps=FPS, seconds=seconds, size=512)
     return result

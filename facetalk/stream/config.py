@@ -52,10 +52,10 @@ class ServerConfig:
         user's first frame does not pay for loading MediaPipe and the phone recogniser.
     workdir: where uploads, renders and recordings live while needed (default: a new temp folder,
         removed at shutdown).
-    webrtc_delay_s, webrtc_min_delay_s: a WebRTC session's frames and sound leave together, this long
-        after the session's clock (stream.webrtc): time for the frame of lookahead, the render and
-        jitter. It starts at webrtc_delay_s and follows what the frames need (never below
-        webrtc_min_delay_s); a frame later than that goes as soon as it is made.
+    webrtc_delay_s, webrtc_min_delay_s: a WebRTC session's frames leave this long after the
+        session's clock, their sound a little earlier (stream.webrtc): time for the frame of
+        lookahead, the render and jitter. It starts at webrtc_delay_s and follows what the frames
+        need (never below webrtc_min_delay_s); a frame later than that goes as soon as it is made.
     ice_servers: STUN/TURN servers for WebRTC, used by the server and offered to the page; none is
         needed on one machine or a LAN, a TURN server behind NAT.
     """

@@ -7,12 +7,14 @@
 
 One clock. The session's timeline is the sound pushed into it (16 kHz samples, sound or silence);
 frame i shows the sound of [i/fps, (i+1)/fps). A MediaClock maps session time t to the wall time
-`start + delay + t` at which both tracks release what belongs to t: the video frame whose time is
-t and the 20 ms of sound starting at t. Their RTP timestamps come from the same session times, and
-their RTCP sender reports pair each with the wall time it was due (_OnClockSender; aiortc's own
-pairs carry the send time, late by the encoding), so a browser lines up lips and sound from the
-reports alone (aiortc issue #901 is what happens when each track keeps its own clock); the sound is
-fed to Opus its lookahead early (OPUS_LOOKAHEAD), so what plays at a stamp is the sound of it. The delay
+`start + delay + t` that stamps what belongs to t: the video frame whose time is t and the 20 ms of
+sound starting at t. Their RTP timestamps come from the same session times, and their RTCP sender
+reports pair each with that wall time (_OnClockSender; aiortc's own pairs carry the send time, late
+by the encoding), so a browser lines up lips and sound from the reports alone (aiortc issue #901 is
+what happens when each track keeps its own clock); the sound is fed to Opus its lookahead early
+(OPUS_LOOKAHEAD), so what plays at a stamp is the sound of it. The frame leaves at that time; its
+sound AUDIO_LEAD_S earlier, on a schedule that never pauses (MediaClock.audio_due), because
+Chromium's audio path is longer than its video path and its sync leaves up to 30 ms of that. The delay
 covers the frame of lookahead, the render and jitter: it starts at `ServerConfig.webrtc_delay_s` and
 follows what this machine needs (MediaClock.adapt: the time 90 % of recent frames took, plus a
 margin), so a fast server adds little latency and a busy one stays in sync. A frame later than the
@@ -76,6 +78,22 @@ AUDIO_PTIME_S = 0.02  # 20 ms of sound per audio frame, as WebRTC packetises it
 # stamped t is the sound of t - 6.5 ms (aiortc cancels the encoder's negative first pts, not its delay).
 # The speech track feeds the encoder this much ahead, so what is heard at t is the sound of t.
 OPUS_LOOKAHEAD = 312  # samples at OUT_RATE
+# The sound of session time t leaves this long before the frame of t; its RTP stamp and sender report
+# stay on the media clock, so a receiver that plays by them (every browser) is moved only by when the
+# packets arrive. Chromium's audio path (NetEq's jitter buffer, 30-50 ms here quiet, + 30 ms of output
+# delay) is longer than its video path, and its A/V sync adds video delay only while the two differ by
+# more than 30 ms (kMinDeltaMs): sent together, the lips stayed up to 30 ms ahead of the sound
+# (Chromium, quiet: median +16...+29 ms, p95 +30...+93). Sound that arrives 25 ms earlier starts the
+# two about even, inside that dead zone, so the sync has nothing to chase (median -3...+19, p95
+# +8...+35 in 23 of 25 runs). The gap, read as lips - sound + this lead, was about 35 ms (24-52);
+# set a little under it, what is left is on the lips-ahead side, the one people notice less.
+AUDIO_LEAD_S = 0.025
+# The sound's delay rises at most this fast (s per s of sound) when the frames' delay jumps up, and
+# falls with it at once. Sound that paused for each rise read to NetEq as jitter, and NetEq then held
+# more of it (60-105 ms instead of ~40 under load). Rising slowly, the sound runs ahead of its frames
+# by the rise until it catches up: at 5 ms/s a 60-70 ms rise left the lips 30 ms behind the sound in
+# Chromium for the rest of the run (8 s); at 20 ms/s the runs read with getStats stayed within +-30.
+AUDIO_RISE = 0.02
 VIDEO_CLOCK = 90000  # RTP's video clock (Hz)
 TICK_S = 0.02  # the driver looks for sound (or the lack of it) this often
 SILENCE_AFTER_S = 0.1  # no sound for this long: silence is pushed, up to real time
@@ -144,6 +162,7 @@ class MediaClock:
         self.start: float | None = None
         self.started = asyncio.Event()
         self._needed: deque[float] = deque(maxlen=DELAY_WINDOW)
+        self.audio_delay_s = self.delay_s - AUDIO_LEAD_S
 
     def adapt(self, needed_s: float) -> None:
         """A frame was ready `needed_s` after start + its time."""
@@ -165,6 +184,15 @@ class MediaClock:
     def due(self, t: float) -> float:
         assert self.start is not None
         return self.start + self.delay_s + t
+
+    def audio_due(self, t: float) -> float:
+        """When the sound of t (the next AUDIO_PTIME_S of it: call once per frame, in order) leaves:
+        AUDIO_LEAD_S before the frame of t, but the sound's delay rises only AUDIO_RISE a second
+        (falls at once), so it is never later than that and its packets never pause for a rise."""
+        assert self.start is not None
+        step = AUDIO_RISE * AUDIO_PTIME_S
+        self.audio_delay_s = min(self.delay_s - AUDIO_LEAD_S, self.audio_delay_s + step)
+        return self.start + self.audio_delay_s + t
 
 
 class SpeechBuffer:
@@ -237,8 +265,8 @@ class SpeechTrack(MediaStreamTrack):
             raise MediaStreamError
         await self._clock.started.wait()
         n = round(AUDIO_PTIME_S * OUT_RATE)
-        due = self._clock.due(self._next * AUDIO_PTIME_S)
-        wait = due - time.monotonic()
+        due = self._clock.due(self._next * AUDIO_PTIME_S)  # what its sender report says
+        wait = self._clock.audio_due(self._next * AUDIO_PTIME_S) - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
         pcm = await self._buffer.read(self._next * n + OPUS_LOOKAHEAD, n)
@@ -789,8 +817,10 @@ class _OnClockSender(RTCRtpSender):
     machine) and a late frame's by its lateness: the browser, which lines the tracks up from these
     pairs, took the lips for later than they were. The released track says when its last frame was
     due; the NTP time aiortc records (its private `__ntp_timestamp`, set right after each packet of
-    that frame is sent) is moved back by how long ago that was. Its VP8 encoder, made by aiortc on
-    the first frame, is a _SteppedVp8Encoder."""
+    that frame is sent) is moved back by how long ago that was, or forward for the sound, which
+    leaves AUDIO_LEAD_S early (its pair must still say its time on the media clock, or the browser
+    would pair it with the frame of AUDIO_LEAD_S earlier, cancelling the lead). Its VP8 encoder,
+    made by aiortc on the first frame, is a _SteppedVp8Encoder."""
 
     _released: MediaStreamTrack
 
@@ -802,7 +832,7 @@ class _OnClockSender(RTCRtpSender):
     def _RTCRtpSender__ntp_timestamp(self, ntp: int) -> None:
         due = getattr(self.__dict__.get("_released"), "released_due", None)
         if due is not None and ntp:
-            ntp -= round(max(0.0, time.monotonic() - due) * 2**32)  # NTP: 32.32 fixed point seconds
+            ntp -= round((time.monotonic() - due) * 2**32)  # NTP: 32.32 fixed point seconds
         self.__dict__["_ntp_on_clock"] = ntp
 
     @property
