@@ -26,6 +26,8 @@ Amplitudes come from `fitted.json`. Everything is causal with one frame of looka
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy.signal import lfilter
 
@@ -86,7 +88,7 @@ class SteadySpread:
         for i in range(n):
             mean += alpha[i] * (x[i] - mean)
             var += alpha[i] * ((x[i] - mean) ** 2 - var)
-            gain = min(max(np.sqrt(self.expected / max(var, 1e-12)), 1.0 / STEADY_LIMIT), STEADY_LIMIT)
+            gain = min(max(math.sqrt(self.expected / max(var, 1e-12)), 1.0 / STEADY_LIMIT), STEADY_LIMIT)
             out[i] = mean + gain * (x[i] - mean)
         self.mean, self.var, self.seen = mean, var, self.seen + n
         return out
