@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=20.0, help="how long to sample once frames flow")
     ap.add_argument("--wav", default=str(ROOT / "facetalk" / "assets" / "voice.wav"), help="the fake microphone's sound")
+    ap.add_argument("--trace", type=Path, help="also write every sample (seconds since sampling began, readings) "
+                    "to this JSON file")
     args = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -68,11 +70,11 @@ def main(argv: list[str] | None = None) -> int:
             page.click("#mic")
             page.wait_for_function("Number(document.getElementById('frames').textContent) > 50", timeout=60_000)
             samples = []
-            end = time.monotonic() + args.seconds
-            while time.monotonic() < end:
+            began = time.monotonic()
+            while time.monotonic() < began + args.seconds:
                 s = page.evaluate(SAMPLE)
                 if s:
-                    samples.append({**s, "sync": page.evaluate(SYNC)})
+                    samples.append({**s, "sync": page.evaluate(SYNC), "t": round(time.monotonic() - began, 3)})
                 time.sleep(0.25)
             browser.close()
     finally:
@@ -92,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(sync):
         out.update({f"lips_minus_sound_ms_{name}": round(float(np.percentile(sync, q)), 1)
                     for name, q in (("p5", 5), ("median", 50), ("p95", 95))}, sync_samples=len(sync))
+    if args.trace:
+        args.trace.write_text(json.dumps(samples))
     print(json.dumps(out))
     return 0
 

@@ -27,16 +27,21 @@ the `report.json` of a `facetalk eval` run made with the constants this fit writ
 amplitude by exp(-mean log ratio) of its evaluation ratio (generated / real) over the clips of the
 fit, so that the rendered face moves as far as the real one *as the evaluation sees both*. The
 head is refitted instead (structure and amplitudes) to the real spreads as the evaluation reads
-them, taken into the generator's units by the renderer's factor on that run: the two readings of
-the real clips differ per clip by up to x2.5 (v10: yaw 0.5 deg encoded, 1.2 evaluated), and the
-engagement that predicts one does not predict the other:
+them: the two readings of the real clips differ per clip by up to x2.5 (v10: yaw 0.5 deg encoded,
+1.2 evaluated), and the engagement that predicts one does not predict the other. For that, each
+rendered video of the report is read again by the evaluation's head measure and set against the
+track that made it: per clip and angle, the slope of the reading on the commanded angle (0.3-1.4,
+depending on the face) and the residual it reads besides (the floor a still head shows); the
+fitted head is the one whose predicted reading, hypot(slope * spread, floor), is closest to the
+real clip's in RMS log ratio:
 
     .venv/bin/python tools/fit_motion.py --write
     .venv/bin/facetalk eval --videos ../shared/eval/video_real --out /tmp/fit_eval
     .venv/bin/python tools/fit_motion.py --write --calibrate /tmp/fit_eval/report.json
 
 Clips in HELD_OUT are kept out of every fit (and of the calibration) and reported separately. Stochastic parts are averaged
-over SEEDS seeds. The run takes ~1 minute (encoding is cached in --cache).
+over SEEDS seeds. The run takes ~1 minute (encoding is cached in --cache); --calibrate adds ~5 minutes
+of reading the rendered videos.
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
-from scipy.optimize import lsq_linear
+from scipy.optimize import lsq_linear, minimize_scalar
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -324,10 +329,11 @@ def real_head_sd(clip: Clip) -> np.ndarray:
     return np.array([clip.real[:, _C[k]].std() for k in ANGLES])
 
 
-def fit_head(clips: list[Clip], start: dict, real: np.ndarray | None = None) -> tuple[dict, float]:
-    """The engagement's structure and the per-angle amplitudes that bring the generated head spread
-    closest to `real` (log yaw, pitch, roll spread per clip; default: the encoded clips')."""
-    real = np.log(np.array([real_head_sd(c) for c in clips])) if real is None else real
+def fit_head(clips: list[Clip], start: dict, readings: dict[str, Reading] | None = None) -> tuple[dict, float]:
+    """The engagement's structure and the per-angle amplitudes that bring the head spread closest to
+    the real one: RMS log ratio over clips and angles, either of the generated to the encoded spread
+    (default) or, given the evaluation's `readings`, of what it would read of the generated head to
+    what it read of the real one."""
     best = None
     for engage_s in (2.0, 4.0, 6.0, 9.0, 13.0):
         for power in (1.0, 2.0, 3.0, 4.0):
@@ -335,17 +341,38 @@ def fit_head(clips: list[Clip], start: dict, real: np.ndarray | None = None) -> 
                 unit = {"drift_sd": {k: 1.0 for k in ANGLES}, "turn_sd": {k: 1.0 for k in ANGLES},
                         "nod_deg": start["nod_deg"] / start["drift_sd"]["pitch"], "engage_s": engage_s,
                         "power": power, "floor": floor}
-                gen = np.log(np.array([head_sd(c, unit) for c in clips]))
-                log_scale = (real - gen).mean(axis=0)
-                rms = float(np.sqrt(np.mean((gen + log_scale - real) ** 2)))
+                gen = np.array([head_sd(c, unit) for c in clips])
+                scale, rms = (_amplitudes(gen, [readings[c.name] for c in clips]) if readings else
+                              _amplitudes_encoded(gen, np.array([real_head_sd(c) for c in clips])))
                 if best is None or rms < best[1]:
-                    best = (unit, rms, np.exp(log_scale))
+                    best = (unit, rms, scale)
     unit, rms, scale = best
     params = {"drift_sd": {k: round(float(s), 3) for k, s in zip(ANGLES, scale)},
               "turn_sd": {k: round(float(s), 3) for k, s in zip(ANGLES, scale)},
               "nod_deg": round(float(unit["nod_deg"] * scale[1]), 3), "engage_s": unit["engage_s"],
               "power": unit["power"], "floor": unit["floor"]}
     return params, rms
+
+
+def _amplitudes_encoded(gen: np.ndarray, real: np.ndarray) -> tuple[np.ndarray, float]:
+    """Per angle, the scale of unit spreads `gen` (clips, 3) that zeroes the mean log ratio to `real`."""
+    log_scale = np.log(real / gen).mean(axis=0)
+    return np.exp(log_scale), float(np.sqrt(np.mean((np.log(gen) + log_scale - np.log(real)) ** 2)))
+
+
+def _amplitudes(gen: np.ndarray, readings: list[Reading]) -> tuple[np.ndarray, float]:
+    """Per angle, the scale of unit spreads `gen` (clips, 3) whose evaluated reading is closest to the
+    real one in RMS log ratio (the floor makes it no longer a mean)."""
+    slope = np.array([r.slope for r in readings])
+    floor = np.array([r.floor for r in readings])
+    real = np.log([r.real for r in readings])
+    scale, squares = np.zeros(3), np.zeros(3)
+    for j in range(3):
+        def cost(log_a: float) -> float:
+            return float(np.mean((np.log(np.hypot(slope[:, j] * np.exp(log_a) * gen[:, j], floor[:, j])) - real[:, j]) ** 2))
+        found = minimize_scalar(cost, bounds=(-4.0, 4.0), method="bounded")
+        scale[j], squares[j] = np.exp(found.x), found.fun
+    return scale, float(np.sqrt(squares.mean()))
 
 
 # --- expressions ------------------------------------------------------------------------------------
@@ -459,6 +486,21 @@ def print_figures(title: str, rows: list[dict]) -> None:
                                                             for k in keys))
 
 
+def print_head_readings(clips: list[Clip], head: dict, readings: dict[str, Reading]) -> None:
+    """What the evaluation should read of the fitted head: per clip, predicted / real spread."""
+    print(f"  {'clip':32s}" + "".join(f"{k + ' ratio':>12s}" for k in ANGLES) + "   (predicted / real, as evaluated)")
+    logs = {}
+    for c in clips:
+        r = readings[c.name]
+        logs[c.name] = np.log(r.of(head_sd(c, head)) / r.real)
+        print(f"  {c.name[:32]:32s}" + "".join(f"{np.exp(x):12.2f}" for x in logs[c.name]))
+    for name, sel in (("fitted on", [c for c in clips if not c.held_out]), ("held out", [c for c in clips if c.held_out]),
+                      ("all", clips)):
+        if sel:
+            typical = np.exp(np.sqrt(np.mean([logs[c.name] ** 2 for c in sel], axis=0)))
+            print(f"  {'typical factor, ' + name:32s}" + "".join(f"{x:12.2f}" for x in typical))
+
+
 # evaluation ratio -> what it scales: (section, key or keys); opening visemes are the mouth's
 CALIBRATED = {
     "yaw_sd": ("head", ("drift_sd.yaw", "turn_sd.yaw")),
@@ -481,26 +523,75 @@ def calibration(report: Path, fit: list[str]) -> dict[str, float]:
     return out
 
 
-def head_as_evaluated(report: Path, clips: list[Clip], shipped: dict) -> np.ndarray:
-    """The real clips' log head spreads as the evaluation measures them, in the generator's units.
+@dataclass
+class Reading:
+    """How the evaluation reads one clip's rendered head, per angle (yaw, pitch, roll): the slope of
+    its reading on the commanded angle, what it reads besides (the residual's spread: landmark noise,
+    the mouth and brows moving the fitted points), and the real clip's spread as it reads that."""
 
-    The evaluation reads angles from landmarks of the video (real and rendered alike), and how far
-    that reading is from the motion differs per clip (a face's size, its landmarks' jitter), so the
-    engagement that best predicts the encoded spreads need not predict the evaluated ones. The
-    renderer's own factor (evaluated / generated spread, per angle over these clips, for the
-    constants that made `report`) takes the evaluated real spreads into the generator's units, and
-    the head is fitted to those."""
+    slope: np.ndarray  # (3,)
+    floor: np.ndarray  # (3,) degrees
+    real: np.ndarray  # (3,) degrees
+
+    def of(self, generated_sd: np.ndarray) -> np.ndarray:
+        """The spread the evaluation would read for a head commanded with `generated_sd` (3,)."""
+        return np.hypot(self.slope * generated_sd, self.floor)
+
+
+def reading_model(commanded: np.ndarray, read: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per column of (T, 3) angles: |slope| and residual spread of `read` regressed on `commanded`
+    (frames where the reading is missing are left out)."""
+    slope, floor = np.zeros(commanded.shape[1]), np.zeros(commanded.shape[1])
+    for j in range(commanded.shape[1]):
+        ok = np.isfinite(read[:, j])
+        x, y = commanded[ok, j], read[ok, j]
+        b = np.polyfit(x, y, 1) if x.std() > 1e-9 else np.array([0.0, y.mean()])
+        slope[j], floor[j] = abs(b[0]), float(np.std(y - np.polyval(b, x)))
+    return slope, floor
+
+
+def evaluated_readings(report: Path, clips: list[Clip], videos: Path) -> dict[str, Reading]:
+    """Each clip's Reading, from a `facetalk eval` run made with the shipped constants: its video is
+    read again by the evaluation's own head measure and set against the track the generator made
+    for it (deterministic: the same voice, rate and seed).
+
+    Why not one factor for all: dlib's perspective fit reads a rendered turn at 0.3-1.4x of the
+    commanded angle depending on the face, and over a floor of 0.2-0.9 deg that a still head already
+    shows; a reader of short sentences is near that floor, real and generated alike. A single factor
+    (the mean log ratio) took the floor for motion and the GRID heads for too lively."""
+    from facetalk.eval import signals
+    from facetalk.eval.dlib_face import DlibFace
+    from facetalk.eval.head_pose import head_angles
+    from facetalk.media.video import probe_video, read_video_frames
+    from facetalk.motion.controls import Controls
+    from facetalk.motion.generate import generate
+    from facetalk.pipeline import features_from_audio
+
     data = {c["name"]: c for c in json.loads(report.read_text())["clips"]}
-    missing = [c.name for c in clips if c.name not in data]
-    if missing:
-        raise SystemExit(f"fit_motion: {report} has no clip {missing[0]}; evaluate every clip with the shipped constants")
-    real = np.log([[data[c.name]["real"][f"{k}_sd"] for k in ANGLES] for c in clips])
-    rendered = np.log([[data[c.name]["generated"][f"{k}_sd"] for k in ANGLES] for c in clips])
-    generated = np.log(np.array([head_sd(c, shipped) for c in clips]))
-    factor = (rendered - generated).mean(axis=0)
-    print("head: the evaluation reads the rendered spread as x" + ", x".join(
-        f"{np.exp(f):.2f} ({k})" for k, f in zip(ANGLES, factor)) + " of the generated one")
-    return real - factor
+    generated = report.parent / "generated"
+    faces, out = DlibFace.load(), {}
+    for clip in clips:
+        video = generated / f"{clip.name}.mp4"
+        if clip.name not in data or not video.exists():
+            raise SystemExit(f"fit_motion: {report.parent} has no evaluated clip {clip.name}; "
+                             "evaluate every clip with the shipped constants")
+        voice = generated / f"{clip.name}_voice.wav"
+        voice = voice if voice.exists() else next(p for p in videos.iterdir() if p.stem == clip.name)
+        fps = probe_video(video).fps
+        track = generate(features_from_audio(voice, fps), Controls())
+        faces.reset()
+        marks, size = [], (0, 0)
+        for _, frame in read_video_frames(video):
+            found = faces.landmarks(np.ascontiguousarray(frame))
+            marks.append(found[0] if found else np.full((68, 2), np.nan))
+            size = (frame.shape[1], frame.shape[0])
+        read = signals.smooth_angles(head_angles(np.array(marks), *size), fps)
+        n = min(len(read), len(track))
+        slope, floor = reading_model(track.values[:n, [_C[k] for k in ANGLES]], read[:n])
+        out[clip.name] = Reading(slope, floor, np.array([data[clip.name]["real"][f"{k}_sd"] for k in ANGLES]))
+        print(f"  {clip.name}: the evaluation reads " + ", ".join(
+            f"{k} x{s:.2f} over {f:.2f} deg" for k, s, f in zip(ANGLES, slope, floor)))
+    return out
 
 
 def calibrate(table: np.ndarray, head: dict, expression: dict, factors: dict[str, float]) -> None:
@@ -566,8 +657,11 @@ def main(argv: list[str] | None = None) -> int:
     head, head_rms = fit_head(fit, before.head)
     print(f"\nhead: {head} (RMS log ratio {head_rms:.2f})")
     if args.calibrate:
-        head, head_rms = fit_head(fit, before.head, head_as_evaluated(args.calibrate, fit, before.head))
+        print(f"\nhead: how {args.calibrate} reads each clip's rendered head")
+        readings = evaluated_readings(args.calibrate, clips, args.videos)
+        head, head_rms = fit_head(fit, before.head, {c.name: readings[c.name] for c in fit})
         print(f"head, fitted to the evaluated spreads: {head} (RMS log ratio {head_rms:.2f})")
+        print_head_readings(clips, head, readings)
     expression, expr_rms = fit_expression(fit, head)
     print(f"expressions: {expression} (RMS log ratio {', '.join(f'{k} {v:.2f}' for k, v in expr_rms.items())})")
 

@@ -88,4 +88,5 @@ def paired_metrics(real: ClipSeries, generated: ClipSeries) -> dict[str, float |
         "mouth_corr": _finite(signals.pearson(real.mouth, mouth)),
         "mouth_corr_synced": _finite(signals.lagged_correlations(real.mouth, mouth, MAX_LAG).get(lag or 0, np.nan)),
         "lmd": _mean(signals.mouth_landmark_distance(real.landmarks, landmarks)),
+        "closure_recall": _finite(signals.closure_recall(real.mouth, mouth, real.envelope, real.fps)),
     }

@@ -29,6 +29,7 @@ METRICS: tuple[str, ...] = (
     "mouth_corr",
     "mouth_corr_synced",
     "lmd",
+    "closure_recall",
     "av_corr",
     "av_offset_frames",
     "dP",
@@ -60,12 +61,13 @@ ALL_METRICS: tuple[str, ...] = METRICS + AMPLITUDE_METRICS
 
 # Metrics that compare the generated clip with the real one (or time the generator): a real clip
 # has no value of its own, so the table shows a single number.
-GENERATED_ONLY: frozenset[str] = frozenset({"mouth_corr", "mouth_corr_synced", "lmd", "fps"})
+GENERATED_ONLY: frozenset[str] = frozenset({"mouth_corr", "mouth_corr_synced", "lmd", "closure_recall", "fps"})
 
 UNITS: dict[str, str] = {
     "mouth_corr": "r",
     "mouth_corr_synced": "r",
     "lmd": "% IOD",
+    "closure_recall": "share",
     "av_corr": "r",
     "av_offset_frames": "frames",
     "dP": "°/frame",
@@ -99,6 +101,9 @@ DESCRIPTIONS: dict[str, str] = {
     "(generated only).",
     "lmd": "mouth-landmark distance to the real clip after aligning the faces, "
     "% of the inter-ocular distance (generated only).",
+    "closure_recall": "share of the real lips' closures within speech (inner-lip gap ≤ 2.5 % of the face height "
+    "with speech within 0.3 s either side: M/B/P, nearly W and F) that the generated lips match within ±2 frames "
+    "(generated only; – when the real lips never shut in speech).",
     "av_corr": "mouth opening vs speech-band loudness, Pearson r at the best lag within ±6 frames.",
     "av_offset_frames": "that best lag, in frames (+ = mouth moves after the sound).",
     "dP": "mean |frame-to-frame change| of yaw, pitch and roll, degrees.",
@@ -134,6 +139,7 @@ _DECIMALS: dict[str, int] = {
     "mouth_corr": 2,
     "mouth_corr_synced": 2,
     "lmd": 1,
+    "closure_recall": 2,
     "av_corr": 2,
     "av_offset_frames": 0,
     "dP": 2,

@@ -39,6 +39,12 @@ PAUSE_MIN_S = 0.3
 # Lips start forming the next sound about 0.1 s before it is heard and settle as long after it:
 # that much of a pause next to speech is not counted as silence.
 PAUSE_MARGIN_S = 0.1
+# Lips count as shut at an inner-lip gap of at most this share of the face height: dlib reads a real
+# M/B/P at 0-2 %, an open vowel at 6-14 % (GRID's readers). A shut within speech is one with speech
+# within CLOSURE_CONTEXT_S either side; the generated lips match it within CLOSURE_SLACK frames.
+LIPS_CLOSED = 0.025
+CLOSURE_CONTEXT_S = 0.3
+CLOSURE_SLACK = 2
 # Head motion slower than this is a phrase-level turn; the rest is nods and shakes.
 SLOW_HEAD_HZ = 0.5
 BLINK_MARGIN = 2  # frames either side of a detected blink left out of the eye-opening spread
@@ -244,6 +250,37 @@ def silent_lip_mad(mouth: np.ndarray, envelope: np.ndarray, fps: float) -> float
             dev.append(np.abs(x - np.median(x)))
     pooled = np.concatenate(dev) if dev else np.zeros(0)
     return float(np.median(pooled)) if len(pooled) >= 3 else float("nan")
+
+
+def lip_closures(mouth: np.ndarray, envelope: np.ndarray, fps: float, closed: float = LIPS_CLOSED,
+                 context_s: float = CLOSURE_CONTEXT_S) -> list[tuple[int, int]]:
+    """(start, stop) frames of each time the lips shut *within* speech: a run of frames with the
+    mouth opening at or under `closed`, with speech (the envelope within PAUSE_BELOW_DB of its 95th
+    percentile) in the `context_s` before and after it, and not inside a pause (`speech_pauses`).
+    M, B and P shut the lips like this; so, nearly, do a W's rounding and an F's lip on the teeth."""
+    env = np.asarray(envelope, np.float64)
+    if not np.isfinite(env).any():
+        return []
+    speech = env >= np.nanpercentile(env, 95) - PAUSE_BELOW_DB
+    pauses = speech_pauses(env, fps)
+    ctx = max(1, int(round(context_s * fps)))
+    out = []
+    for a, b in _runs(np.nan_to_num(np.asarray(mouth, np.float64), nan=np.inf) <= closed):
+        if speech[max(0, a - ctx):a].any() and speech[b:b + ctx].any() and not any(a < pb and pa < b
+                                                                                   for pa, pb in pauses):
+            out.append((a, b))
+    return out
+
+
+def closure_recall(real: np.ndarray, generated: np.ndarray, envelope: np.ndarray, fps: float,
+                   slack: int = CLOSURE_SLACK, closed: float = LIPS_CLOSED) -> float:
+    """Share of the real speaker's lip closures within speech (`lip_closures`) during which, give or
+    take `slack` frames, the generated lips shut too. NaN when the real lips never shut in speech."""
+    gen = np.nan_to_num(np.asarray(generated, np.float64), nan=np.inf)
+    events = lip_closures(real, envelope, fps, closed)
+    if not events:
+        return float("nan")
+    return float(np.mean([gen[max(0, a - slack):b + slack].min() <= closed for a, b in events]))
 
 
 def eye_open_sd(ear: np.ndarray, blinks: np.ndarray, margin: int = BLINK_MARGIN) -> float:

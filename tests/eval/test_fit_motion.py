@@ -1,6 +1,6 @@
 """tools/fit_motion.py runs on real clips from ../shared (three GRID sentences, one held out) and
-fits every part: the coarticulation timing on its grid, the head and the expressions. Skipped
-without ../shared/eval."""
+fits every part: the coarticulation timing on its grid, the head and the expressions (skipped
+without ../shared/eval); its model of how the evaluation reads a rendered head, on synthetic series."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import re
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,3 +36,41 @@ def test_the_fit_runs_on_real_clips(shared_eval: Path, tmp_path: Path, capsys: p
     assert re.search(r"^head: \{'drift_sd'", out, re.M) and re.search(r"^expressions: \{'smile'", out, re.M)
     assert "held out" in out.split("AFTER")[1]  # the held-out clip is reported on its own
     sys.modules.pop("fit_motion", None)
+
+
+def _fit_motion(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.syspath_prepend(str(ROOT / "tools"))
+    import fit_motion
+
+    return fit_motion
+
+
+def test_the_reading_model_recovers_a_known_slope_and_floor(monkeypatch: pytest.MonkeyPatch) -> None:
+    fit_motion = _fit_motion(monkeypatch)
+    rng = np.random.default_rng(1)
+    commanded = np.column_stack([np.sin(np.linspace(0, 20, 2000)) * a for a in (3.0, 2.0, 1.0)])
+    noise = rng.normal(0.0, 1.0, commanded.shape) * np.array([0.4, 0.8, 0.2])
+    read = -commanded * np.array([0.5, 1.0, 1.2]) + 7.0 + noise  # dlib's yaw runs the other way
+    read[::50, 0] = np.nan  # frames where no face was found
+    slope, floor = fit_motion.reading_model(commanded, read)
+    np.testing.assert_allclose(slope, [0.5, 1.0, 1.2], atol=0.03)
+    np.testing.assert_allclose(floor, [0.4, 0.8, 0.2], rtol=0.06)
+    reading = fit_motion.Reading(slope, floor, np.ones(3))
+    np.testing.assert_allclose(reading.of(np.zeros(3)), floor)  # a still head reads its floor
+    np.testing.assert_allclose(reading.of(np.full(3, 100.0)), 100.0 * slope, rtol=1e-3)
+
+
+def test_the_head_amplitude_fitted_through_the_reading_matches_the_real_spread(monkeypatch) -> None:
+    fit_motion = _fit_motion(monkeypatch)
+    slope = np.array([[0.5, 1.0, 1.0], [1.0, 1.0, 1.0], [1.5, 1.0, 1.0]])
+    floor = np.array([[0.3, 0.2, 0.1], [0.3, 0.2, 0.1], [0.3, 0.2, 0.1]])
+    gen = np.array([[2.0, 1.0, 1.0], [1.0, 1.0, 1.0], [0.5, 1.0, 1.0]])  # unit-amplitude spreads
+    amplitude = np.array([2.5, 3.0, 0.5])
+    real = np.hypot(slope * gen * amplitude, floor)  # what a head of `amplitude` reads as
+    readings = [fit_motion.Reading(s, f, r) for s, f, r in zip(slope, floor, real)]
+    scale, rms = fit_motion._amplitudes(gen, readings)
+    np.testing.assert_allclose(scale, amplitude, rtol=1e-3)
+    assert rms < 1e-3
+    # the floor is not motion: a real head read at its floor asks for (almost) none
+    still = [fit_motion.Reading(s, f, f * 1.0001) for s, f in zip(slope, floor)]
+    assert (fit_motion._amplitudes(gen, still)[0] < 0.1).all()

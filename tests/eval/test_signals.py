@@ -390,6 +390,36 @@ def test_silent_lip_mad_measures_twitching_in_pauses_only():
     assert np.isnan(signals.silent_lip_mad(mouth, np.full(n, -20.0), FPS))  # no pause
 
 
+def test_lip_closures_are_shut_lips_within_speech_not_in_pauses():
+    env = pauses_envelope()  # speech at 20-50, 75-100, 105-150; pauses 0-20, 50-75, 150-160
+    n = len(env)
+    mouth = 0.05 + 0.04 * np.abs(np.sin(np.arange(n) / 2))  # talking, never under 5 %
+    mouth[env < -30] = 0.0  # shut in every pause and in the 0.2 s stop at 100-105: only that one counts
+    mouth[30:32] = 0.02  # an M within a word
+    mouth[120] = 0.025  # a B, read at the threshold
+    mouth[140:142] = 0.03  # a W's rounding, still parted
+    assert signals.lip_closures(mouth, env, FPS) == [(30, 32), (100, 105), (120, 121)]
+    assert signals.lip_closures(mouth, np.full(n, np.nan), FPS) == []
+
+
+def test_closure_recall_counts_the_real_closures_the_generated_lips_match():
+    env = pauses_envelope()
+    n = len(env)
+    real = 0.05 + 0.04 * np.abs(np.sin(np.arange(n) / 2))
+    for a, b in ((30, 32), (80, 82), (120, 122), (130, 132)):
+        real[a:b] = 0.01
+    gen = 0.06 + 0.0 * real
+    gen[33] = 0.0  # one frame after the real M ended: within the slack
+    gen[84:86] = 0.02  # 3 frames after: too late
+    gen[120:122] = 0.03  # nearly shut is not shut
+    gen[128] = np.nan  # a frame without a face is not a closure
+    assert signals.closure_recall(real, gen, env, FPS) == pytest.approx(1 / 4)
+    gen[130] = 0.0
+    assert signals.closure_recall(real, gen, env, FPS) == pytest.approx(2 / 4)
+    assert signals.closure_recall(real, real, env, FPS) == pytest.approx(1.0)
+    assert np.isnan(signals.closure_recall(np.full(n, 0.08), gen, env, FPS))  # the real lips never shut
+
+
 def test_brow_height_ignores_head_roll():
     n, iod = 200, 60.0
     t = np.arange(n)
