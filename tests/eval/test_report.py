@@ -63,13 +63,13 @@ def _clips() -> list[dict]:
 
 
 def test_metric_tables_cover_every_metric() -> None:
-    assert len(METRICS) == 17 and len(set(METRICS)) == 17
+    assert len(METRICS) == 18 and len(set(METRICS)) == 18
     assert len(set(ALL_METRICS)) == len(METRICS) + len(AMPLITUDE_METRICS)
     assert set(UNITS) == set(ALL_METRICS) == set(DESCRIPTIONS)
     assert set(RATIO_METRICS) <= set(ALL_METRICS) - GENERATED_ONLY
     assert {"mouth_open_sd", "mouth_open_range", "lip_dynamics", "silent_lip_mad", "brow_sd", "smile_sd",
             "eye_open_sd", "yaw_sd", "pitch_sd", "roll_sd"} <= set(RATIO_METRICS)
-    assert GENERATED_ONLY == {"mouth_corr", "mouth_corr_synced", "lmd", "fps"}
+    assert GENERATED_ONLY == {"mouth_corr", "mouth_corr_synced", "lmd", "closure_recall", "fps"}
 
 
 def test_mean_metrics_ignores_missing_values() -> None:
