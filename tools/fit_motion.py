@@ -40,7 +40,7 @@ real clip's in RMS log ratio:
     .venv/bin/python tools/fit_motion.py --write --calibrate /tmp/fit_eval/report.json
 
 Clips in HELD_OUT are kept out of every fit (and of the calibration) and reported separately. Stochastic parts are averaged
-over SEEDS seeds. The run takes ~1 minute (encoding is cached in --cache); --calibrate adds ~5 minutes
+over SEEDS seeds. The run takes ~1 minute (encoding is cached in --cache); --calibrate adds ~1.5 minutes
 of reading the rendered videos.
 """
 
