@@ -334,6 +334,8 @@ def fit_head(clips: list[Clip], start: dict, readings: dict[str, Reading] | None
     the real one: RMS log ratio over clips and angles, either of the generated to the encoded spread
     (default) or, given the evaluation's `readings`, of what it would read of the generated head to
     what it read of the real one."""
+    if readings is None:  # the encoded spreads, read as they are: slope 1, no floor
+        readings = {c.name: Reading(np.ones(3), np.zeros(3), real_head_sd(c)) for c in clips}
     best = None
     for engage_s in (2.0, 4.0, 6.0, 9.0, 13.0):
         for power in (1.0, 2.0, 3.0, 4.0):
@@ -342,8 +344,7 @@ def fit_head(clips: list[Clip], start: dict, readings: dict[str, Reading] | None
                         "nod_deg": start["nod_deg"] / start["drift_sd"]["pitch"], "engage_s": engage_s,
                         "power": power, "floor": floor}
                 gen = np.array([head_sd(c, unit) for c in clips])
-                scale, rms = (_amplitudes(gen, [readings[c.name] for c in clips]) if readings else
-                              _amplitudes_encoded(gen, np.array([real_head_sd(c) for c in clips])))
+                scale, rms = _amplitudes(gen, [readings[c.name] for c in clips])
                 if best is None or rms < best[1]:
                     best = (unit, rms, scale)
     unit, rms, scale = best
@@ -354,15 +355,9 @@ def fit_head(clips: list[Clip], start: dict, readings: dict[str, Reading] | None
     return params, rms
 
 
-def _amplitudes_encoded(gen: np.ndarray, real: np.ndarray) -> tuple[np.ndarray, float]:
-    """Per angle, the scale of unit spreads `gen` (clips, 3) that zeroes the mean log ratio to `real`."""
-    log_scale = np.log(real / gen).mean(axis=0)
-    return np.exp(log_scale), float(np.sqrt(np.mean((np.log(gen) + log_scale - np.log(real)) ** 2)))
-
-
 def _amplitudes(gen: np.ndarray, readings: list[Reading]) -> tuple[np.ndarray, float]:
     """Per angle, the scale of unit spreads `gen` (clips, 3) whose evaluated reading is closest to the
-    real one in RMS log ratio (the floor makes it no longer a mean)."""
+    real one in RMS log ratio (with a floor it is no longer the mean log ratio; without, it is)."""
     slope = np.array([r.slope for r in readings])
     floor = np.array([r.floor for r in readings])
     real = np.log([r.real for r in readings])
