@@ -7,7 +7,7 @@ import pytest
 
 from facetalk.audio.features import Features
 from facetalk.audio.phones import Phones, recognise_phones
-from facetalk.motion.mouth import MouthMotion, silent_frames
+from facetalk.motion.mouth import GATE_RAMP_DB, MouthMotion, closure_gate, silent_frames
 from facetalk.motion.visemes import ANTICIPATION_S, CLOSURE_JAW, MOUTH, VISEMES, blend, viseme_of
 
 FPS = 25.0
@@ -116,6 +116,31 @@ def test_voice_read_as_silence_still_opens_the_mouth() -> None:
     assert off["jawOpen"][int(1.2 * FPS)] < 0.05
     assert np.array_equal(silent_frames(ph, 0, 60, FPS),
                           np.r_[np.ones(10), np.zeros(10), np.ones(20), np.zeros(10), np.ones(10)].astype(bool))
+
+
+def test_the_closure_gate_shuts_the_lips_in_a_dip_within_speech() -> None:
+    """27 dB under the peak: a dip to 30 dB (loudness 5/35) shuts, the peak and a dip to 20 dB stay
+    open, a fricative as quiet in the speech band but bright keeps its opening (its hiss is loud),
+    a pause is left to the visemes, and the ramp is GATE_RAMP_DB wide."""
+    loud = np.array([1.0, 5 / 35, 15 / 35, 5 / 35, 5 / 35, (35 - 27 + GATE_RAMP_DB / 2) / 35])
+    bright = np.array([0.0, 0.0, 0.0, 0.999, 0.0, 0.0])
+    active = np.array([1.0, 1.0, 1.0, 1.0, 0.0, 1.0])
+    assert np.allclose(closure_gate(loud, bright, active, 27.0), [1, 0, 1, 1, 1, 0.5])
+    assert np.all(closure_gate(loud, bright, active, 0.0) == 1.0)  # 0: no gate
+
+
+def test_a_closure_the_phones_missed_still_shuts_the_lips() -> None:
+    """One long vowel as the recogniser read it, but the voice dips 30 dB for 0.12 s in the middle
+    (an M it missed): with the gate the lips shut there and reopen after; without, they stay open."""
+    n = 60
+    loud = np.ones(n)
+    loud[28:31] = 5 / 35
+    f = Features(FPS, loud, loud * 0 - 20, loud * 0, np.ones(n), phones(("AA", 0.0, 2.4)))
+    gated = MouthMotion(FPS, closure_db=27.0).run(f.phones, f.loudness, f.brightness, f.active)
+    free = MouthMotion(FPS, closure_db=0.0).run(f.phones, f.loudness, f.brightness, f.active)
+    for k in ("jawOpen", "lowerLipDown", "upperLipUp"):
+        assert gated[k][30] < 0.1 * free[k][30]
+        assert gated[k][35] > 0.9 * free[k][35] and gated[k][20] == pytest.approx(free[k][20])
 
 
 def test_long_audio_is_linear() -> None:

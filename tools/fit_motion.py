@@ -13,7 +13,9 @@ features. Then, with the generator's structure fixed, its constants are solved f
   generator's coarticulation* (the blend is linear in the targets, `visemes.viseme_weights`), with
   the loudness gain's floor by a line search; least squares on noisy phones shrinks the motion
   towards its mean, so the opening coefficients are then scaled until the generated lip-gap spread
-  matches the real one (mean of per-clip ratios = 1);
+  matches the real one (mean of per-clip ratios = 1); the level of a dip in the voice that shuts
+  the lips (`mouth.closure_gate`) is chosen on a grid by the same criterion as the coarticulation,
+  the lip gap's correlation with the real one, with the targets refitted through the gate;
 - head: how fast and how steeply the engagement (a slow follower of the voice activity) grows,
   and its floor, by a grid search; for each, the per-angle amplitude that makes the mean
   log ratio of generated to real spread zero; the structure with the smallest RMS log ratio wins;
@@ -67,7 +69,7 @@ from facetalk.motion.brows import BrowMotion  # noqa: E402
 from facetalk.motion.expressions import SmileMotion  # noqa: E402
 from facetalk.motion.filters import Follower  # noqa: E402
 from facetalk.motion.head import ANGLES, HeadMotion  # noqa: E402
-from facetalk.motion.mouth import ATTACK_S, RELEASE_S, MouthMotion  # noqa: E402
+from facetalk.motion.mouth import ATTACK_S, CLOSE_S, RELEASE_S, REOPEN_S, MouthMotion, closure_gate  # noqa: E402
 from facetalk.motion.rhythm import Rhythm, RhythmTracker  # noqa: E402
 from facetalk.motion.track import COLUMNS  # noqa: E402
 from facetalk.motion.visemes import _GROUP, MOUTH, VISEME_NAMES, VISEMES, target_table, viseme_weights  # noqa: E402
@@ -84,6 +86,7 @@ RIDGE = 2.0  # pull of each viseme target towards its authored value (phonetics 
 FIXED = {("PP", "jawOpen"), ("PP", "lowerLipDown"), ("PP", "mouthFunnel"), ("PP", "upperLipUp")}  # shut lips
 COART_REACH_S = (0.03, 0.04, 0.05, 0.07, 0.09)  # the coarticulation timings the mouth fit tries
 COART_ANTICIPATION_S = (0.0, 0.015, 0.03)
+CLOSURE_DB = (0.0, 15.0, 18.0, 21.0, 24.0, 27.0, 30.0, 33.0)  # the closure levels the mouth fit tries (0: no gate)
 OPENING = ("jawOpen", "lowerLipDown", "upperLipUp")  # fitted, and what the lip-gap spread is matched with
 # The lip shapes (press, funnel, pucker, stretch) keep their authored targets: the encoder tells them
 # apart from each other and from a smile only weakly (overlapping fields under a ridge), and fitted
@@ -195,10 +198,11 @@ def real_mouth(real: np.ndarray) -> np.ndarray:
 
 # --- mouth ------------------------------------------------------------------------------------------
 
-def mouth_track(clip: Clip, targets: np.ndarray, gain: tuple[float, float], coart: tuple[float, float]) -> np.ndarray:
+def mouth_track(clip: Clip, targets: np.ndarray, gain: tuple[float, float], coart: tuple[float, float],
+                closure_db: float) -> np.ndarray:
     """(T, COLUMNS) the generator's mouth for a clip (other columns neutral)."""
     f = clip.features
-    curves = MouthMotion(FPS, targets, gain, coart).run(f.phones, f.loudness, f.brightness, f.active)
+    curves = MouthMotion(FPS, targets, gain, coart, closure_db).run(f.phones, f.loudness, f.brightness, f.active)
     out = np.zeros((len(f), len(COLUMNS)))
     for name, curve in curves.items():
         out[:, _C[name]] = curve
@@ -206,9 +210,9 @@ def mouth_track(clip: Clip, targets: np.ndarray, gain: tuple[float, float], coar
 
 
 def best_lag(clip: Clip, targets: np.ndarray, gain: tuple[float, float], coart: tuple[float, float],
-             per_unit: dict[str, float], max_lag: int = 2) -> int:
+             closure_db: float, per_unit: dict[str, float], max_lag: int = 2) -> int:
     """Frames the real lips trail the generated ones (within ±max_lag): a clip's own AV offset."""
-    real, gen = lip_gap(clip.real, per_unit), lip_gap(mouth_track(clip, targets, gain, coart), per_unit)
+    real, gen = lip_gap(clip.real, per_unit), lip_gap(mouth_track(clip, targets, gain, coart, closure_db), per_unit)
     n = len(real)
 
     def r(k: int) -> float:
@@ -225,8 +229,14 @@ def shift(x: np.ndarray, k: int) -> np.ndarray:
     return x[idx]
 
 
-def fit_viseme_targets(clips: list[Clip], lags: dict[str, int], floor: float, coart: tuple[float, float]
-                       ) -> tuple[np.ndarray, float]:
+def gate_of(clip: Clip, closure_db: float) -> np.ndarray:
+    """(T,) the closure gate MouthMotion multiplies the openings by."""
+    f = clip.features
+    return Follower(FPS, REOPEN_S, CLOSE_S, start=1.0).run(closure_gate(f.loudness, f.brightness, f.active, closure_db))
+
+
+def fit_viseme_targets(clips: list[Clip], lags: dict[str, int], floor: float, coart: tuple[float, float],
+                       closure_db: float) -> tuple[np.ndarray, float]:
     """Bounded ridge least squares of every mouth coefficient's viseme targets; (table, residual)."""
     prior = target_table()
     table = prior.copy()
@@ -240,13 +250,14 @@ def fit_viseme_targets(clips: list[Clip], lags: dict[str, int], floor: float, co
             continue
         level = Follower(FPS, ATTACK_S, RELEASE_S).run(f.loudness.astype(np.float64))
         gain = np.clip(floor + (1 - floor) * level, 0.0, 1.6)
-        blocks.append((w, gain, shift(real_mouth(clip.real), lags[clip.name]), 1.0 / np.sqrt(len(f))))
+        blocks.append((w, gain, gate_of(clip, closure_db), shift(real_mouth(clip.real), lags[clip.name]),
+                       1.0 / np.sqrt(len(f))))
     for p, name in enumerate(MOUTH):
         if name not in OPENING:
             continue
         rows, rhs = [], []
-        for w, gain, real, weight in blocks:
-            g = gain if name in GAINED else np.ones(len(gain))
+        for w, gain, gate, real, weight in blocks:
+            g = (gain if name in GAINED else 1.0) * gate  # every fitted opening is gated
             rows.append(weight * g[:, None] * w[:, _GROUP[p], :])
             rhs.append(weight * real[:, p])
         a, b = np.vstack(rows), np.concatenate(rhs)
@@ -261,13 +272,14 @@ def fit_viseme_targets(clips: list[Clip], lags: dict[str, int], floor: float, co
     return table, total
 
 
-def gap_r(clip: Clip, table: np.ndarray, gain: tuple[float, float], coart: tuple[float, float],
+def gap_r(clip: Clip, table: np.ndarray, gain: tuple[float, float], coart: tuple[float, float], closure_db: float,
           per_unit: dict[str, float]) -> float:
     """Pearson r of the generated and the real lip gap, frame by frame."""
-    return float(np.corrcoef(lip_gap(mouth_track(clip, table, gain, coart), per_unit), lip_gap(clip.real, per_unit))[0, 1])
+    gen = lip_gap(mouth_track(clip, table, gain, coart, closure_db), per_unit)
+    return float(np.corrcoef(gen, lip_gap(clip.real, per_unit))[0, 1])
 
 
-def fit_targets_and_gain(clips: list[Clip], lags: dict[str, int], coart: tuple[float, float]
+def fit_targets_and_gain(clips: list[Clip], lags: dict[str, int], coart: tuple[float, float], closure_db: float
                          ) -> tuple[np.ndarray, tuple[float, float]]:
     """The viseme targets and the loudness gain for one coarticulation timing."""
     best = None
@@ -276,7 +288,7 @@ def fit_targets_and_gain(clips: list[Clip], lags: dict[str, int], coart: tuple[f
     # a fifth of the opening stays on the loudness, which a live stream knows exactly while its
     # phones are still being read.
     for floor in (0.2, 0.35, 0.5, 0.65, 0.8):
-        table, residual = fit_viseme_targets(clips, lags, floor, coart)
+        table, residual = fit_viseme_targets(clips, lags, floor, coart, closure_db)
         if best is None or residual < best[1]:
             best = (table, residual, floor)
     table, _, floor = best
@@ -284,31 +296,50 @@ def fit_targets_and_gain(clips: list[Clip], lags: dict[str, int], coart: tuple[f
 
 
 def fit_mouth(clips: list[Clip], per_unit: dict[str, float],
-              start: tuple[np.ndarray, tuple[float, float], tuple[float, float]]
-              ) -> tuple[np.ndarray, tuple[float, float], tuple[float, float], dict[str, int]]:
+              start: tuple[np.ndarray, tuple[float, float], tuple[float, float], float]
+              ) -> tuple[np.ndarray, tuple[float, float], tuple[float, float], float, dict[str, int]]:
     """Targets and gain for each coarticulation timing (reach, anticipation) on a grid; the timing
     whose lips correlate best with the real ones (mean r over the clips) wins. Noisy phones favour
-    a long reach (smoothing over misread phones), crisp articulation a short one: the data decide."""
-    targets, gain, coart = start
-    lags = {c.name: best_lag(c, targets, gain, coart, per_unit) for c in clips}
+    a long reach (smoothing over misread phones), crisp articulation a short one: the data decide.
+    Then, at that timing, the closure level the same way (`fit_closure`)."""
+    targets, gain, coart, closure_db = start
+    lags = {c.name: best_lag(c, targets, gain, coart, closure_db, per_unit) for c in clips}
     best = None
     for reach in COART_REACH_S:
         for anticipation in COART_ANTICIPATION_S:
-            table, g = fit_targets_and_gain(clips, lags, (reach, anticipation))
-            r = float(np.mean([gap_r(c, table, g, (reach, anticipation), per_unit) for c in clips]))
+            table, g = fit_targets_and_gain(clips, lags, (reach, anticipation), closure_db)
+            r = float(np.mean([gap_r(c, table, g, (reach, anticipation), closure_db, per_unit) for c in clips]))
             print(f"  coarticulation reach {reach:.3f} s, anticipation {anticipation:.3f} s: mean lip-gap r {r:.3f}")
             if best is None or r > best[0]:
                 best = (r, table, g, (reach, anticipation))
     _, table, gain, coart = best
+    table, gain, closure_db = fit_closure(clips, lags, coart, per_unit)
     # Least squares on noisy phones shrinks the motion towards its mean: widen the opening until
     # the generated lip-gap spread is the real one (mean of per-clip ratios 1).
-    ratios = [lip_gap(mouth_track(c, table, gain, coart), per_unit).std() / lip_gap(c.real, per_unit).std()
+    ratios = [lip_gap(mouth_track(c, table, gain, coart, closure_db), per_unit).std() / lip_gap(c.real, per_unit).std()
               for c in clips]
     scale = 1.0 / float(np.mean(ratios))
     for name in OPENING:
         p = MOUTH.index(name)
         table[:, p] = np.clip(table[:, p] * scale, 0.0, 1.0)
-    return table, gain, coart, lags
+    return table, gain, coart, closure_db, lags
+
+
+def fit_closure(clips: list[Clip], lags: dict[str, int], coart: tuple[float, float], per_unit: dict[str, float]
+                ) -> tuple[np.ndarray, tuple[float, float], float]:
+    """The closure level (CLOSURE_DB, dB under the speaker's peak) whose gated lips correlate best
+    with the real ones, targets and gain refitted through the gate for each; (table, gain, level).
+    The phones miss closures the sound shows (a P read as "D K"); too shallow a level shuts the
+    lips on every unstressed vowel, too deep one never."""
+    best = None
+    for closure_db in CLOSURE_DB:
+        table, g = fit_targets_and_gain(clips, lags, coart, closure_db)
+        r = float(np.mean([gap_r(c, table, g, coart, closure_db, per_unit) for c in clips]))
+        print(f"  closure at {closure_db:4.1f} dB under the peak: mean lip-gap r {r:.3f}")
+        if best is None or r > best[0]:
+            best = (r, table, g, closure_db)
+    _, table, gain, closure_db = best
+    return table, gain, closure_db
 
 
 # --- head -------------------------------------------------------------------------------------------
@@ -449,7 +480,7 @@ def figures(clips: list[Clip], f: fitted_module.Fitted, per_unit: dict[str, floa
     rows = []
     head, expr = f.head, f.expression
     for c in clips:
-        gen_gap = lip_gap(mouth_track(c, f.visemes, f.mouth_gain, f.coarticulation), per_unit)
+        gen_gap = lip_gap(mouth_track(c, f.visemes, f.mouth_gain, f.coarticulation, f.closure_db), per_unit)
         real_gap = lip_gap(c.real, per_unit)
         r = real_expression_sd(c)
         b = brow_curves(c, expr, head)
@@ -607,14 +638,14 @@ def calibrate(table: np.ndarray, head: dict, expression: dict, factors: dict[str
                 target[key] = round(target[key] * k, 3)
 
 
-def to_json(table: np.ndarray, gain: tuple[float, float], coart: tuple[float, float], head: dict, expression: dict,
-            fit: list[str], held: list[str]) -> dict:
+def to_json(table: np.ndarray, gain: tuple[float, float], coart: tuple[float, float], closure_db: float, head: dict,
+            expression: dict, fit: list[str], held: list[str]) -> dict:
     return {
         "source": "tools/fit_motion.py over ../shared/eval/video_real",
         "fitted_on": fit, "held_out": held,
         "visemes": {v: {p: round(float(table[i, k]), 3) for k, p in enumerate(MOUTH)} for i, v in enumerate(VISEME_NAMES)},
         "mouth": {"gain_floor": round(gain[0], 3), "gain_slope": round(gain[1], 3),
-                  "reach_s": coart[0], "anticipation_s": coart[1]},
+                  "reach_s": coart[0], "anticipation_s": coart[1], "closure_db": closure_db},
         "head": head, "expression": expression,
     }
 
@@ -640,10 +671,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(fit)} clips to fit, {len(clips) - len(fit)} held out ({', '.join(HELD_OUT)})")
     print("lip gap (cm) per unit coefficient:", {k: round(v, 3) for k, v in per_unit.items()})
 
-    table, gain, coart, lags = fit_mouth(fit, per_unit, (before.visemes, before.mouth_gain, before.coarticulation))
+    table, gain, coart, closure_db, lags = fit_mouth(
+        fit, per_unit, (before.visemes, before.mouth_gain, before.coarticulation, before.closure_db))
     print("\nmouth: AV lag of each real clip (frames the lips trail the sound):", lags)
     print(f"mouth: loudness gain = {gain[0]:.2f} + {gain[1]:.2f} * loudness; coarticulation reach {coart[0]} s, "
           f"anticipation {coart[1]} s")
+    print(f"mouth: the lips shut in dips of the voice {closure_db:g} dB under the peak")
     print("mouth: viseme targets (" + ", ".join(MOUTH) + ")")
     for i, v in enumerate(VISEME_NAMES):
         authored = VISEMES[v].target
@@ -668,7 +701,7 @@ def main(argv: list[str] | None = None) -> int:
         head = json.loads(json.dumps(head))  # a deep copy to scale
         calibrate(table, head, expression, factors)
         print(f"head: {head}\nexpressions: {expression}")
-    data = to_json(table, gain, coart, head, expression, [c.name for c in fit], [c.name for c in clips if c.held_out])
+    data = to_json(table, gain, coart, closure_db, head, expression, [c.name for c in fit], [c.name for c in clips if c.held_out])
     if args.calibrate:
         data["calibrated_by"] = {m: round(k, 3) for m, k in factors.items()}
     after = fitted_module.parse(data)

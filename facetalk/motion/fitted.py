@@ -26,13 +26,15 @@ class Fitted:
     coarticulation: tuple[float, float]  # (reach_s, anticipation_s) of visemes.viseme_weights
     head: dict[str, dict[str, float] | float]  # drift_sd, turn_sd per angle; nod_deg, engage_s, power
     expression: dict[str, float]  # smile, smile_chance, brow, brow_floor, brow_hold_s, wide
+    closure_db: float = 0.0  # a dip this far under the speech peak shuts the lips (0: never; mouth.closure_gate)
 
 
 def parse(data: dict) -> Fitted:
     table = np.array([[float(data["visemes"][v][p]) for p in MOUTH] for v in VISEME_NAMES])
     m = data["mouth"]
     return Fitted(table, (float(m["gain_floor"]), float(m["gain_slope"])),
-                  (float(m["reach_s"]), float(m["anticipation_s"])), data["head"], data["expression"])
+                  (float(m["reach_s"]), float(m["anticipation_s"])), data["head"], data["expression"],
+                  float(m.get("closure_db", 0.0)))
 
 
 @cache

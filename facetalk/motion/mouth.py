@@ -6,12 +6,18 @@ slower (muscles release slower than they contract), and the lips spread for brig
 round for dark ones. The same fallback fills in where the recogniser hears silence but the voice
 is on (a laugh, an excited burst it cannot parse: `v23` has a second of loud speech read as
 silence), so a speaking voice never comes with a shut mouth.
+
+The phones alone miss closures: the recogniser misreads a P as "D K", and coarticulation blurs a
+short M between two vowels. The sound does not: lips shut on M/B/P and the level drops 15-30 dB
+for 50-150 ms inside the word. `closure_gate` shuts the openings in such dips, so every closure
+the ear hears the eye sees too.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from facetalk.audio.features import DYNAMIC_RANGE_DB
 from facetalk.audio.phones import Phones
 from facetalk.motion.filters import Follower
 from facetalk.motion.fitted import fitted
@@ -20,11 +26,26 @@ from facetalk.motion.visemes import blend
 JAW_GAIN = 0.55  # jawOpen at full loudness (1.0 = the widest the face can open)
 ATTACK_S, RELEASE_S = 0.025, 0.06  # time constants of opening and closing
 MISSED_S = 0.04  # the fallback fades in and out of a stretch of voice read as silence over this
+GATE_RAMP_DB = 6.0  # the lips go from shut to free over this much level above the closure level
+CLOSE_S, REOPEN_S = 0.03, 0.02  # a plosive's release is the fastest lip motion there is
+GATED = ("jawOpen", "lowerLipDown", "upperLipUp")  # the openings a closure shuts
 
 
 def follow_envelope(x: np.ndarray, fps: float, attack_s: float, release_s: float) -> np.ndarray:
     """One-pole smoothing with separate rise and fall time constants, from 0."""
     return Follower(fps, attack_s, release_s).run(np.asarray(x, np.float64))
+
+
+def closure_gate(loudness: np.ndarray, brightness: np.ndarray, active: np.ndarray, closure_db: float) -> np.ndarray:
+    """(T,) how far the lips may open, 0..1: 0 inside speech where the whole voice (speech band and
+    hiss together, so an S or F keeps its opening) falls `closure_db` or more under the speaker's
+    peak, 1 from GATE_RAMP_DB above that. Outside speech the visemes close the lips already."""
+    if closure_db <= 0:
+        return np.ones(len(loudness))
+    speech_db = DYNAMIC_RANGE_DB * (np.asarray(loudness, np.float64) - 1.0)  # under the peak, floored at the range
+    level = speech_db - 10.0 * np.log10(np.clip(1.0 - np.asarray(brightness, np.float64), 1e-6, 1.0))
+    free = np.clip((level + closure_db) / GATE_RAMP_DB, 0.0, 1.0)
+    return np.where(np.asarray(active) > 0.5, free, 1.0)
 
 
 def has_speech(phones: Phones | None) -> bool:
@@ -46,8 +67,9 @@ class MouthMotion:
     shut its mouth."""
 
     def __init__(self, fps: float, targets: np.ndarray | None = None, gain: tuple[float, float] | None = None,
-                 coarticulation: tuple[float, float] | None = None) -> None:
+                 coarticulation: tuple[float, float] | None = None, closure_db: float | None = None) -> None:
         f = fitted()
+        self.closure_db = f.closure_db if closure_db is None else closure_db
         self.targets = f.visemes if targets is None else targets  # (V, P): fitted to real speakers
         self.gain_floor, self.gain_slope = f.mouth_gain if gain is None else gain
         self.reach_s, self.anticipation_s = f.coarticulation if coarticulation is None else coarticulation
@@ -56,6 +78,7 @@ class MouthMotion:
         self.gain = Follower(fps, ATTACK_S, RELEASE_S)
         self.missed = Follower(fps, MISSED_S, MISSED_S)
         self.jaw = Follower(fps, ATTACK_S, RELEASE_S)
+        self.gate = Follower(fps, REOPEN_S, CLOSE_S, start=1.0)
         self.shape = {k: Follower(fps, 0.04, 0.08) for k in ("stretch", "funnel", "pucker")}
         self.bright = [0, 0.0, 0.0]  # count, mean, M2 of the brightness while speaking (Welford)
 
@@ -72,6 +95,10 @@ class MouthMotion:
                 curves[k] = (1.0 - w) * curves.get(k, 0.0) + w * fb
         else:
             curves = fallback
+        gate = self.gate.run(closure_gate(loud, brightness, active, self.closure_db))
+        for k in GATED:
+            if k in curves:
+                curves[k] = curves[k] * gate
         self.frame += len(loud)
         return {**curves, "mouthClose": np.ones(len(loud))}
 

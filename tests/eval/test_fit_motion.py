@@ -1,5 +1,5 @@
 """tools/fit_motion.py runs on real clips from ../shared (three GRID sentences, one held out) and
-fits every part: the coarticulation timing on its grid, the head and the expressions (skipped
+fits every part: the coarticulation timing and the closure level on their grids, the head and the expressions (skipped
 without ../shared/eval); its model of how the evaluation reads a rendered head, on synthetic series."""
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ def test_the_fit_runs_on_real_clips(shared_eval: Path, tmp_path: Path, capsys: p
     reach, anticipation = map(float, re.search(r"coarticulation reach ([\d.]+) s, anticipation ([\d.]+) s$", out,
                                                re.M).groups())
     assert reach in fit_motion.COART_REACH_S and anticipation in fit_motion.COART_ANTICIPATION_S
+    closure = float(re.search(r"the lips shut in dips of the voice ([\d.]+) dB under the peak$", out, re.M).group(1))
+    assert closure in fit_motion.CLOSURE_DB
     assert re.search(r"^head: \{'drift_sd'", out, re.M) and re.search(r"^expressions: \{'smile'", out, re.M)
     assert "held out" in out.split("AFTER")[1]  # the held-out clip is reported on its own
     sys.modules.pop("fit_motion", None)
