@@ -53,6 +53,7 @@ import hashlib
 import json
 import pickle
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,6 +95,7 @@ OPENING = ("jawOpen", "lowerLipDown", "upperLipUp")  # fitted, and what the lip-
 GAINED = ("jawOpen", "lowerLipDown")  # what the loudness gain scales (as MouthMotion does)
 SMILE_SMOOTH_S, BROW_SMOOTH_S = 0.5, 0.1  # the slow part of a smile; a brow raise without jitter
 _C = {name: i for i, name in enumerate(COLUMNS)}
+SWEEP_DEG, SWEEP_PERIOD_S, SWEEP_S = 3.0, 2.0, 4.0  # the known head turn each face's reading is measured on
 BROWS: dict[str, float] = {}  # brow height per unit coefficient, set in main (needs the portrait's face)
 
 
@@ -576,18 +578,54 @@ def reading_model(commanded: np.ndarray, read: np.ndarray) -> tuple[np.ndarray, 
     return slope, floor
 
 
+def read_angles(frames: Iterable[np.ndarray], faces, fps: float) -> np.ndarray:
+    """(T, 3) yaw, pitch, roll of rendered frames as the evaluation reads them (dlib's landmarks,
+    the perspective fit, the Savitzky-Golay filter); NaN rows where no face is found."""
+    from facetalk.eval import signals
+    from facetalk.eval.head_pose import head_angles
+
+    faces.reset()
+    marks, size = [], (0, 0)
+    for frame in frames:
+        found = faces.landmarks(np.ascontiguousarray(frame))
+        marks.append(found[0] if found else np.full((68, 2), np.nan))
+        size = (frame.shape[1], frame.shape[0])
+    return signals.smooth_angles(head_angles(np.array(marks), *size), fps)
+
+
+def swept_slopes(photo: Path, faces) -> np.ndarray:
+    """(3,) how the evaluation reads a turn of this face, per angle: the slope of its reading on a
+    known sweep (a ±SWEEP_DEG sine, nothing else moving) rendered from the clip's photo.
+
+    Read off the evaluation's own video instead, the slope is noise wherever the head barely moves:
+    a GRID reader's head is commanded ~0.5 deg over a reading floor of ~0.4 deg, and `v19`'s yaw
+    read x0.30 in one run and x1.11 in the next, which moved the fitted yaw by 10 %."""
+    from facetalk.motion.track import MotionTrack
+    from facetalk.pipeline import frames, rig_from_photo
+    from facetalk.render.paste import Paster
+
+    rig, image = rig_from_photo(photo, full_frame=True)  # as the evaluation renders it: the perspective
+    paster = Paster(image, rig.crop_to_photo, rig.size)  # fit reads a face in the whole frame
+    n = int(round(SWEEP_S * FPS))
+    wave = SWEEP_DEG * np.sin(2 * np.pi * np.arange(n) / (SWEEP_PERIOD_S * FPS))
+    slopes = np.zeros(len(ANGLES))
+    for j, angle in enumerate(ANGLES):
+        read = read_angles(frames(rig, MotionTrack.neutral(n, FPS).with_columns(**{angle: wave}), paster), faces, FPS)
+        slopes[j] = reading_model(wave[:, None], read[:, [j]])[0][0]
+    return slopes
+
+
 def evaluated_readings(report: Path, clips: list[Clip], videos: Path) -> dict[str, Reading]:
-    """Each clip's Reading, from a `facetalk eval` run made with the shipped constants: its video is
-    read again by the evaluation's own head measure and set against the track the generator made
-    for it (deterministic: the same voice, rate and seed).
+    """Each clip's Reading, from a `facetalk eval` run made with the shipped constants: the slope
+    from a sweep rendered from the clip's photo (`swept_slopes`); the floor from its evaluated
+    video, read again by the evaluation's own head measure and set against the track the generator
+    made for it (deterministic: the same voice, rate and seed).
 
     Why not one factor for all: dlib's perspective fit reads a rendered turn at 0.3-1.4x of the
     commanded angle depending on the face, and over a floor of 0.2-0.9 deg that a still head already
     shows; a reader of short sentences is near that floor, real and generated alike. A single factor
     (the mean log ratio) took the floor for motion and the GRID heads for too lively."""
-    from facetalk.eval import signals
     from facetalk.eval.dlib_face import DlibFace
-    from facetalk.eval.head_pose import head_angles
     from facetalk.media.video import probe_video, read_video_frames
     from facetalk.motion.controls import Controls
     from facetalk.motion.generate import generate
@@ -605,15 +643,10 @@ def evaluated_readings(report: Path, clips: list[Clip], videos: Path) -> dict[st
         voice = voice if voice.exists() else next(p for p in videos.iterdir() if p.stem == clip.name)
         fps = probe_video(video).fps
         track = generate(features_from_audio(voice, fps), Controls())
-        faces.reset()
-        marks, size = [], (0, 0)
-        for _, frame in read_video_frames(video):
-            found = faces.landmarks(np.ascontiguousarray(frame))
-            marks.append(found[0] if found else np.full((68, 2), np.nan))
-            size = (frame.shape[1], frame.shape[0])
-        read = signals.smooth_angles(head_angles(np.array(marks), *size), fps)
+        read = read_angles((frame for _, frame in read_video_frames(video)), faces, fps)
         n = min(len(read), len(track))
-        slope, floor = reading_model(track.values[:n, [_C[k] for k in ANGLES]], read[:n])
+        _, floor = reading_model(track.values[:n, [_C[k] for k in ANGLES]], read[:n])
+        slope = swept_slopes(generated / f"{clip.name}_photo.png", faces)
         out[clip.name] = Reading(slope, floor, np.array([data[clip.name]["real"][f"{k}_sd"] for k in ANGLES]))
         print(f"  {clip.name}: the evaluation reads " + ", ".join(
             f"{k} x{s:.2f} over {f:.2f} deg" for k, s, f in zip(ANGLES, slope, floor)))

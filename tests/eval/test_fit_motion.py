@@ -76,3 +76,13 @@ def test_the_head_amplitude_fitted_through_the_reading_matches_the_real_spread(m
     # the floor is not motion: a real head read at its floor asks for (almost) none
     still = [fit_motion.Reading(s, f, f * 1.0001) for s, f in zip(slope, floor)]
     assert (fit_motion._amplitudes(gen, still)[0] < 0.1).all()
+
+
+def test_a_swept_turn_of_the_built_in_portrait_reads_as_a_turn(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The slope of the evaluation's reading on a known sweep: every angle of a real face reads as a
+    turn of the same order as the one commanded (dlib reads a rendered turn at 0.3-1.4x)."""
+    from facetalk.eval.dlib_face import DlibFace
+
+    fit_motion = _fit_motion(monkeypatch)
+    slopes = fit_motion.swept_slopes(ROOT / "facetalk" / "assets" / "portrait.png", DlibFace.load())
+    assert slopes.shape == (3,) and np.all((slopes > 0.25) & (slopes < 2.0)), slopes
