@@ -30,20 +30,20 @@ amplitude by exp(-mean log ratio) of its evaluation ratio (generated / real) ove
 fit, so that the rendered face moves as far as the real one *as the evaluation sees both*. The
 head is refitted instead (structure and amplitudes) to the real spreads as the evaluation reads
 them: the two readings of the real clips differ per clip by up to x2.5 (v10: yaw 0.5 deg encoded,
-1.2 evaluated), and the engagement that predicts one does not predict the other. For that, each
-rendered video of the report is read again by the evaluation's head measure and set against the
-track that made it: per clip and angle, the slope of the reading on the commanded angle (0.3-1.4,
-depending on the face) and the residual it reads besides (the floor a still head shows); the
-fitted head is the one whose predicted reading, hypot(slope * spread, floor), is closest to the
-real clip's in RMS log ratio:
+1.2 evaluated), and the engagement that predicts one does not predict the other. For that, per
+clip and angle, the slope of the evaluation's reading on a commanded angle is measured on a known
+sweep rendered from the clip's photo (0.3-1.2, depending on the face), and the residual it reads
+besides (the floor a still head shows) on the rendered video of the report, set against the track
+that made it; the fitted head is the one whose predicted reading, hypot(slope * spread, floor), is
+closest to the real clip's in RMS log ratio:
 
     .venv/bin/python tools/fit_motion.py --write
     .venv/bin/facetalk eval --videos ../shared/eval/video_real --out /tmp/fit_eval
     .venv/bin/python tools/fit_motion.py --write --calibrate /tmp/fit_eval/report.json
 
 Clips in HELD_OUT are kept out of every fit (and of the calibration) and reported separately. Stochastic parts are averaged
-over SEEDS seeds. The run takes ~1 minute (encoding is cached in --cache); --calibrate adds ~1.5 minutes
-of reading the rendered videos.
+over SEEDS seeds. The run takes ~1 minute (encoding is cached in --cache); --calibrate adds ~3 minutes
+of rendering the sweeps and reading them and the evaluated videos.
 """
 
 from __future__ import annotations
