@@ -27,7 +27,7 @@ from facetalk.media.image import read_image
 from facetalk.motion.controls import Controls, ControlTrack
 from facetalk.motion.generate import generate
 from facetalk.motion.encode import ALL_PARTS
-from facetalk.pipeline import (Progress, RenderSummary, encode_driving, features_from_audio, frames, marks_for,
+from facetalk.pipeline import (Progress, RenderSummary, encode_driving, features_for, frames, marks_for,
                                write_animation, write_video)
 from facetalk.render.paste import Paster
 from facetalk.safety.marks import Marks
@@ -56,9 +56,11 @@ class Avatar:
         return Avatar(build_rig(photo, size=size, face=face), photo, source)
 
     def speak(self, audio: PathLike, controls: Controls | ControlTrack = Controls(), fps: float = 25.0,
-              full_frame: bool = False, watermark: bool = True, label: bool = False) -> Iterator[np.ndarray]:
-        """RGB frames of the avatar saying `audio`, one per 1/fps s of it, marked as render_to's."""
-        track = generate(features_from_audio(audio, fps), controls)
+              full_frame: bool = False, watermark: bool = True, label: bool = False,
+              text: str | None = None) -> Iterator[np.ndarray]:
+        """RGB frames of the avatar saying `audio`, one per 1/fps s of it, marked as render_to's
+        (text: as for render_to)."""
+        track = generate(features_for(audio, fps, text)[0], controls)
         paster = Paster(self.photo, self.rig.crop_to_photo, self.rig.size) if full_frame else None
         marks = marks_for(self.rig, self.photo, track, full_frame, watermark, label)
         return map(marks.apply, frames(self.rig, track, paster))
@@ -72,14 +74,15 @@ class Avatar:
 
     def render_to(self, path: PathLike, audio: PathLike, controls: Controls | ControlTrack = Controls(),
                   fps: float = 25.0, full_frame: bool = False, progress: Progress | None = None,
-                  watermark: bool = True, label: bool = False) -> RenderSummary:
+                  watermark: bool = True, label: bool = False, text: str | None = None) -> RenderSummary:
         """Write an MP4 (H.264 + AAC with the original audio) atomically to `path`.
 
         watermark: the invisible mark (its id is in the summary; off is recorded in the tags);
-        label: a visible "AI-generated" tag in the bottom-right corner.
+        label: a visible "AI-generated" tag in the bottom-right corner;
+        text: the words `audio` says (English): every lip shape placed by aligning them to the sound.
         """
         return write_video(self.rig, self.photo, audio, path, fps=fps, controls=controls,
-                           full_frame=full_frame, progress=progress, watermark=watermark, label=label)
+                           full_frame=full_frame, progress=progress, watermark=watermark, label=label, text=text)
 
     def animate_to(self, path: PathLike, driving: PathLike, parts: tuple[str, ...] = ALL_PARTS,
                    controls: Controls | ControlTrack = Controls(), fps: float | None = None, full_frame: bool = False,

@@ -114,6 +114,9 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--image", required=True, help="portrait photo (JPEG, PNG, WebP, ...)")
     gen.add_argument("--audio", required=True, help="voice clip (WAV, MP3, M4A, FLAC, OGG, or a video's sound)")
     gen.add_argument("-o", "--output", required=True, help="output MP4 path")
+    gen.add_argument("--text", default=None, metavar="WORDS",
+                     help="the words the voice says (English): every lip shape is placed by aligning them to the "
+                          "sound instead of recognising it (a voice agent's TTS text, a script)")
     _add_render_options(gen)
     demo = sub.add_parser("demo", help="render the built-in portrait saying the built-in voice clip")
     demo.add_argument("-o", "--output", default="facetalk_demo.mp4", help="output MP4 (default facetalk_demo.mp4)")
@@ -200,6 +203,9 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", required=True, help="folder for report.json, report.md, plots and generated clips")
     ev.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     ev.add_argument("--seed", type=int, default=0, help="seed of the generated motion")
+    ev.add_argument("--transcripts", default=None, metavar="DIR",
+                    help="folder of <clip name>.txt with the words each clip says: those clips are generated with "
+                         "generate --text (tools/grid_transcripts.py writes them for GRID clips)")
     ev.add_argument("--reenact", nargs="+", default=None, metavar="PHOTO",
                     help="measure reenactment instead: every clip drives these photos (files or folders) through "
                          "`facetalk animate`; writes reenact.json and reenact.md")
@@ -230,7 +236,7 @@ def _render(image: str, audio: str, args: argparse.Namespace) -> None:
     try:
         summary = render_video(image, audio, args.output, size=args.size, fps=args.fps, controls=_controls(args),
                                full_frame=args.full_frame, face=args.face, progress=update,
-                               watermark=not args.no_watermark, label=args.label)
+                               watermark=not args.no_watermark, label=args.label, text=getattr(args, "text", None))
     finally:
         close()
     _report(summary, args.output)
@@ -294,7 +300,7 @@ def _eval(args: argparse.Namespace) -> None:
     if args.reenact:
         _eval_reenact(args)
         return
-    report = evaluate(args.videos, args.out, controls=Controls(seed=args.seed),
+    report = evaluate(args.videos, args.out, controls=Controls(seed=args.seed), transcripts=args.transcripts,
                       log=lambda line: print(f"facetalk eval: {line}", file=sys.stderr))
     if args.json:
         print(json.dumps(json.loads((Path(args.out) / "report.json").read_text()), indent=2))

@@ -11,16 +11,17 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from facetalk.audio.features import Features, audio_features
+from facetalk.audio.transcript import align_phones, words_of
 from facetalk.errors import FacetalkError
 from facetalk.face.rig import FaceRig, build_rig
 from facetalk.face.track import track_video
 from facetalk.media._files import check_output_path
-from facetalk.media.audio import SAMPLE_RATE, iter_audio, probe_audio
+from facetalk.media.audio import SAMPLE_RATE, iter_audio, probe_audio, read_audio
 from facetalk.media.image import read_image
 from facetalk.media.video import VideoWriter, probe_video
 from facetalk.motion.controls import Controls, ControlTrack
@@ -75,6 +76,18 @@ def features_from_audio(path: str | os.PathLike[str], fps: float) -> Features:
     return features
 
 
+def features_for(audio: str | os.PathLike[str], fps: float, text: str | None = None) -> tuple[Features, list[str]]:
+    """The voice's features, their phones aligned to `text` (the words it says) when given; and
+    notes for the user (an alignment that failed falls back to the phones heard)."""
+    features = features_from_audio(audio, fps)
+    if text is None:
+        return features, []
+    phones = align_phones(read_audio(audio, rate=SAMPLE_RATE), text)
+    if phones is None:
+        return features, ["the voice did not align with --text: the lips follow the phones heard instead"]
+    return replace(features, phones=phones), []
+
+
 def frames(rig: FaceRig, track: MotionTrack, paster: Paster | None = None) -> Iterator[np.ndarray]:
     """Render every frame of `track` (pasted into the full photo when `paster` is given)."""
     renderer = Renderer(rig)
@@ -86,18 +99,22 @@ def frames(rig: FaceRig, track: MotionTrack, paster: Paster | None = None) -> It
 def render_video(image: str | os.PathLike[str], audio: str | os.PathLike[str], out: str | os.PathLike[str], *,
                  size: int = 512, fps: float = 25.0, controls: Controls | ControlTrack = Controls(),
                  full_frame: bool = False, face: int | None = None, progress: Progress | None = None,
-                 watermark: bool = True, label: bool = False) -> RenderSummary:
+                 watermark: bool = True, label: bool = False, text: str | None = None) -> RenderSummary:
     """Photo + voice -> MP4 at `out` (written atomically: no partial file on failure).
+
+    text: the words the voice says (English), to place every lip shape exactly (`audio.transcript`).
 
     watermark: the invisible mark in every frame (turning it off is recorded in the file's tags);
     label: burn a visible "AI-generated" tag into a corner.
     """
     start = time.perf_counter()
     check_fps(fps)
-    check_output_path(out)  # a misspelt folder should fail before any work is done
+    check_output_path(out)  # a misspelt folder or word should fail before any work is done
+    if text is not None:
+        words_of(text)
     rig, photo = rig_from_photo(image, size=size, face=face, full_frame=full_frame)
     return write_video(rig, photo, audio, out, fps=fps, controls=controls, full_frame=full_frame,
-                       progress=progress, started=start, watermark=watermark, label=label)
+                       progress=progress, started=start, watermark=watermark, label=label, text=text)
 
 
 def full_frame_crop_size(rig: FaceRig, photo: np.ndarray) -> int:
@@ -124,13 +141,13 @@ def photo_notes(rig: FaceRig) -> list[str]:
 def write_video(rig: FaceRig, photo: np.ndarray, audio: str | os.PathLike[str], out: str | os.PathLike[str], *,
                 fps: float = 25.0, controls: Controls | ControlTrack = Controls(), full_frame: bool = False,
                 progress: Progress | None = None, started: float | None = None, watermark: bool = True,
-                label: bool = False) -> RenderSummary:
-    """An analysed photo + voice -> MP4 at `out` (watermark and label as for render_video)."""
+                label: bool = False, text: str | None = None) -> RenderSummary:
+    """An analysed photo + voice -> MP4 at `out` (watermark, label and text as for render_video)."""
     start = time.perf_counter() if started is None else started
     check_fps(fps)
-    features = features_from_audio(audio, fps)
+    features, notes = features_for(audio, fps, text)
     track = generate(features, controls)
-    return _write(rig, photo, track, out, audio, full_frame, progress, photo_notes(rig), start,
+    return _write(rig, photo, track, out, audio, full_frame, progress, photo_notes(rig) + notes, start,
                   marks_for(rig, photo, track, full_frame, watermark, label))
 
 

@@ -231,6 +231,8 @@ ERROR_CASES: dict[str, tuple[Callable | None, Callable | None, list[str], str]] 
     "odd size": (None, None, ["--size", "63"], "size"),
     "face out of range": (None, None, ["--face", "3"], "face"),
     "motion intensity": (None, None, ["--motion-intensity", "5"], "motion-intensity"),
+    "word not in the dictionary": (None, None, ["--text", "hello qzxwv"], "qzxwv"),
+    "text without words": (None, None, ["--text", " ... "], "no words"),
 }
 
 

@@ -58,8 +58,11 @@ def report_folder(out_dir: str | os.PathLike[str], videos_subfolder: str) -> Pat
 
 
 def evaluate(videos: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, controls: Controls = Controls(),
-             log: Log = lambda _: None) -> dict:
-    """Run the protocol over every video in `videos`; write and return the report."""
+             log: Log = lambda _: None, transcripts: str | os.PathLike[str] | None = None) -> dict:
+    """Run the protocol over every video in `videos`; write and return the report.
+
+    transcripts: a folder of `<clip name>.txt`, the words each clip says: those clips are generated
+    with their phones aligned to the words (`generate --text`), the others from the sound alone."""
     files = find_videos(videos)
     out = report_folder(out_dir, "generated")
     faces = DlibFace.load()
@@ -68,7 +71,7 @@ def evaluate(videos: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
     for path in files:
         t0 = time.perf_counter()
         try:
-            clips.append(evaluate_clip(path, out, faces, controls))
+            clips.append(evaluate_clip(path, out, faces, controls, transcript_of(transcripts, path.stem)))
             log(f"{path.stem}: done in {time.perf_counter() - t0:.1f} s")
         except SkipClip as why:
             skipped.append({"name": path.stem, "reason": str(why)})
@@ -86,7 +89,12 @@ def evaluate(videos: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
     return report
 
 
-def evaluate_clip(path: Path, out: Path, faces: DlibFace, controls: Controls) -> dict:
+def transcript_of(folder: str | os.PathLike[str] | None, name: str) -> str | None:
+    path = Path(folder) / f"{name}.txt" if folder is not None else None
+    return path.read_text(encoding="utf-8").strip() if path is not None and path.is_file() else None
+
+
+def evaluate_clip(path: Path, out: Path, faces: DlibFace, controls: Controls, text: str | None = None) -> dict:
     """One clip: generate its self-reenactment, measure both, draw them; SkipClip when unusable."""
     name = path.stem
     try:
@@ -110,7 +118,7 @@ def evaluate_clip(path: Path, out: Path, faces: DlibFace, controls: Controls) ->
     from facetalk.pipeline import render_video
 
     try:
-        summary = render_video(photo, voice, video, fps=real.series.fps, controls=controls, full_frame=True)
+        summary = render_video(photo, voice, video, fps=real.series.fps, controls=controls, full_frame=True, text=text)
     except FacetalkError as exc:
         raise SkipClip(f"the generator failed: {exc}") from exc
     generated = measure_clip(video, name, reference, faces)
@@ -120,7 +128,7 @@ def evaluate_clip(path: Path, out: Path, faces: DlibFace, controls: Controls) ->
     real_metrics = clip_metrics(real)
     gen_metrics = {**paired_metrics(real.series, generated.series), **clip_metrics(generated), "fps": summary.fps}
     return {"name": name, "real": real_metrics, "generated": gen_metrics,
-            "ratios": clip_ratios(real_metrics, gen_metrics)}
+            "ratios": clip_ratios(real_metrics, gen_metrics), "text": text}
 
 
 def loudest_dbfs(samples: np.ndarray, rate: int = SAMPLE_RATE) -> float:
