@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from facetalk.audio.features import Features, audio_features
+from facetalk.audio.phones import recognise_phones
 from facetalk.audio.transcript import align_phones, words_of
 from facetalk.errors import FacetalkError
 from facetalk.face.rig import FaceRig, build_rig
@@ -27,6 +28,7 @@ from facetalk.media.video import VideoWriter, probe_video
 from facetalk.motion.controls import Controls, ControlTrack
 from facetalk.motion.encode import ALL_PARTS, MotionEncoder, take_parts, with_controls
 from facetalk.motion.generate import generate
+from facetalk.motion.mouth import silent_frames
 from facetalk.motion.track import MotionTrack
 from facetalk.render.paste import FULL_FRAME_MAX_SIDE, Paster
 from facetalk.render.renderer import Renderer
@@ -35,6 +37,9 @@ from facetalk.safety.marks import Marks
 from facetalk.safety.payload import Payload
 
 Progress = Callable[[int, int], None]  # (frames done, frames total)
+# share of the voiced frames an alignment to --text must cover with words (GRID's sentences: 0.93-1.00;
+# the demo voice's script 0.94; its first five words alone 0.16)
+ALIGNED_SPEECH_MIN = 0.8
 FULL_FRAME_MAX_CROP = 1024  # px: beyond this the face is animated at 1024 and scaled up
 
 
@@ -64,9 +69,9 @@ def rig_from_photo(path: str | os.PathLike[str], size: int = 512, face: int | No
     return rig, photo
 
 
-def features_from_audio(path: str | os.PathLike[str], fps: float) -> Features:
+def features_from_audio(path: str | os.PathLike[str], fps: float, phones: bool = True) -> Features:
     info = probe_audio(path)
-    features = audio_features(iter_audio(path, rate=SAMPLE_RATE), SAMPLE_RATE, fps)
+    features = audio_features(iter_audio(path, rate=SAMPLE_RATE), SAMPLE_RATE, fps, phones=phones)
     n_frames = max(1, int(round(info.duration * fps)))
     if len(features) < n_frames:  # container duration and decoded samples can differ by a frame
         pad = n_frames - len(features)
@@ -79,12 +84,19 @@ def features_from_audio(path: str | os.PathLike[str], fps: float) -> Features:
 def features_for(audio: str | os.PathLike[str], fps: float, text: str | None = None) -> tuple[Features, list[str]]:
     """The voice's features, their phones aligned to `text` (the words it says) when given; and
     notes for the user (an alignment that failed falls back to the phones heard)."""
-    features = features_from_audio(audio, fps)
     if text is None:
-        return features, []
-    phones = align_phones(read_audio(audio, rate=SAMPLE_RATE), text)
+        return features_from_audio(audio, fps), []
+    features = features_from_audio(audio, fps, phones=False)  # the phones come from the words
+    samples = read_audio(audio, rate=SAMPLE_RATE)
+    phones = align_phones(samples, text)
+    if phones is not None:  # too few words squeeze into part of the speech and call the rest silence
+        voiced = features.active > 0.5
+        spoken = ~silent_frames(phones, 0, len(features), fps)
+        if voiced.any() and spoken[voiced].mean() < ALIGNED_SPEECH_MIN:
+            phones = None
     if phones is None:
-        return features, ["the voice did not align with --text: the lips follow the phones heard instead"]
+        return (replace(features, phones=recognise_phones(samples)),
+                ["the voice did not align with --text: the lips follow the phones heard instead"])
     return replace(features, phones=phones), []
 
 

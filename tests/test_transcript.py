@@ -44,6 +44,18 @@ def test_the_demo_voice_aligns_to_its_words(voice_path: Path) -> None:
     assert 0.9 < m[0] < 1.4  # "I am": about a second in, after "Hello!" and its pause
 
 
+def test_a_transcript_that_does_not_cover_the_voice_falls_back_to_the_phones_heard(voice_path: Path) -> None:
+    """Five words for 13 s of speech "align" (pocketsphinx squeezes them in and calls the rest
+    silence): the words must cover the voiced frames, or the recognised phones are used, with a note."""
+    from facetalk.pipeline import features_for
+
+    features, notes = features_for(voice_path, 25.0, "Hello! I am a talking face")
+    assert len(notes) == 1 and "did not align" in notes[0]
+    assert len(features.phones) > 60  # the recogniser's reading of the whole clip
+    features, notes = features_for(voice_path, 25.0, DEMO_TEXT)
+    assert notes == [] and sum(p == "M" for p in features.phones.labels) == 6  # am made from my move calm
+
+
 def test_sound_too_short_to_align_falls_back() -> None:
     assert align_phones(np.zeros(800), "hello") is None
 

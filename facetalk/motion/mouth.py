@@ -8,9 +8,10 @@ is on (a laugh, an excited burst it cannot parse: `v23` has a second of loud spe
 silence), so a speaking voice never comes with a shut mouth.
 
 The phones alone miss closures: the recogniser misreads a P as "D K", and coarticulation blurs a
-short M between two vowels. The sound does not: lips shut on M/B/P and the level drops 15-30 dB
-for 50-150 ms inside the word. `closure_gate` shuts the openings in such dips, so every closure
-the ear hears the eye sees too.
+short M between two vowels. Some the sound shows: a P, and a B with little voicing, drop the level
+25-35 dB for 50-150 ms inside the word, and `closure_gate` shuts the openings in such dips. A
+voiced M or B dips only 5-17 dB, as unstressed vowels do, so those still rest on the phones (or on
+the words, `--text`).
 """
 
 from __future__ import annotations
