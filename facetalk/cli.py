@@ -205,7 +205,10 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=0, help="seed of the generated motion")
     ev.add_argument("--transcripts", default=None, metavar="DIR",
                     help="folder of <clip name>.txt with the words each clip says: those clips are generated with "
-                         "generate --text (tools/grid_transcripts.py writes them for GRID clips)")
+                         "generate --text, and bilabials_shut checks that the lips shut on their M, B and P "
+                         "(tools/grid_transcripts.py writes them for GRID clips)")
+    ev.add_argument("--from-sound", action="store_true",
+                    help="with --transcripts: generate from the sound alone, the words serving only to measure")
     ev.add_argument("--reenact", nargs="+", default=None, metavar="PHOTO",
                     help="measure reenactment instead: every clip drives these photos (files or folders) through "
                          "`facetalk animate`; writes reenact.json and reenact.md")
@@ -300,8 +303,10 @@ def _eval(args: argparse.Namespace) -> None:
     if args.reenact:
         _eval_reenact(args)
         return
+    if args.from_sound and not args.transcripts:
+        raise FacetalkError("--from-sound needs --transcripts DIR (the words to measure the M, B and P by)")
     report = evaluate(args.videos, args.out, controls=Controls(seed=args.seed), transcripts=args.transcripts,
-                      log=lambda line: print(f"facetalk eval: {line}", file=sys.stderr))
+                      from_sound=args.from_sound, log=lambda line: print(f"facetalk eval: {line}", file=sys.stderr))
     if args.json:
         print(json.dumps(json.loads((Path(args.out) / "report.json").read_text()), indent=2))
     else:

@@ -128,6 +128,21 @@ def test_jsonl_rows_take_generate_options(media: Path, tmp_path: Path) -> None:
     assert a.image == str(media / "me.png")
 
 
+def test_a_text_column_gives_the_words_as_generate_text_does(media: Path, tmp_path: Path) -> None:
+    from facetalk.batch.worker import run_job
+
+    jobs = write_csv(media / "text_jobs.csv", "image,audio,text,output",
+                     'me.png,v1.wav,"talking face",said',  # v1: the built-in voice's "(t)alking face"
+                     "me.png,v1.wav,hello qzxwv,",
+                     "me.png,v2.wav,,")
+    parsed, bad = parse_rows(read_rows(jobs), tmp_path, base=media)
+    assert [(j.line, j.text) for j in parsed] == [(2, "talking face"), (4, None)]
+    assert [b.line for b in bad] == [3] and "'qzxwv' is not in the pronouncing dictionary" in bad[0].message
+    record = run_job(parsed[0])
+    assert record["status"] == "ok" and record["frames"] == 25 and Path(tmp_path / "said.mp4").is_file()
+    assert record["notes"] == []  # the words aligned to the sound: no fall back to the phones heard
+
+
 # --- the local process pool -----------------------------------------------------------------------
 
 def test_local_pool_records_good_and_failed_jobs(media: Path, tmp_path: Path,

@@ -1,7 +1,8 @@
 """Jobs files: one job a row (CSV with a header, or JSON Lines), read and validated up front.
 
-A row names an `image`, an `audio` clip, optionally an `output` file name, and any of `generate`'s
-options under its own name (`size`, `fps`, `seed`, `full_frame`, `face`, `motion_intensity`,
+A row names an `image`, an `audio` clip, optionally an `output` file name and the `text` the voice
+says (as `generate --text`: every lip shape placed by the words), and any of `generate`'s options
+under its own name (`size`, `fps`, `seed`, `full_frame`, `face`, `motion_intensity`,
 `no_blink` or `blink`, `pose_lock`, `gaze`, `distance`, `emotion`, `no_watermark` or `watermark`,
 `label`; dashes or underscores). Each row is parsed by `generate`'s own option parser and
 checked by the same code (`Controls`, the fps and size checks), so a bad row gets the message
@@ -27,6 +28,7 @@ AUDIO_HINT = "pass a WAV, MP3, M4A, FLAC or OGG clip with speech"  # as facetalk
 MAX_SIZE = 2048  # facetalk.face.rig.MAX_SIZE (not imported: that would load the face stage here)
 TRUE = {"1", "true", "yes", "y", "on", "x"}
 FALSE = {"0", "false", "no", "n", "off", ""}
+FILES = ("image", "audio", "output", "text")  # the row's own cells, not generate's render options
 # columns that are the negation of a generate flag
 POSITIVE = {"blink": "no_blink", "watermark": "no_watermark"}
 
@@ -47,6 +49,7 @@ class Job:
     face: int | None = None
     watermark: bool = True
     label: bool = False
+    text: str | None = None  # the words the voice says (generate --text)
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,7 @@ def _csv_rows(p: Path, text: str) -> list[tuple[int, dict[str, object]]]:
 
 def columns() -> list[str]:
     """Every column a jobs file may have (lower case, underscores)."""
-    return ["image", "audio", "output", *sorted(_options_parser()[1]), *sorted(POSITIVE)]
+    return [*FILES, *sorted(_options_parser()[1]), *sorted(POSITIVE)]
 
 
 def _unknown(column: str) -> str:
@@ -173,12 +176,12 @@ def _as_bool(value: object, column: str) -> bool:
 
 
 def _argv(row: Mapping[str, object], actions: dict[str, argparse.Action]) -> tuple[list[str], dict[str, str]]:
-    """The row's options as generate's command-line arguments, and its image/audio/output cells."""
+    """The row's options as generate's command-line arguments, and its image/audio/output/text cells."""
     argv: list[str] = []
     files: dict[str, str] = {}
     for key, value in row.items():
         column = str(key).strip().lower().replace("-", "_")
-        if column in ("image", "audio", "output"):
+        if column in FILES:
             files[column] = "" if value is None else str(value).strip()
             continue
         negated = column in POSITIVE
@@ -212,6 +215,7 @@ def parse_rows(rows: Iterable[tuple[int, Mapping[str, object]]], out_dir: str | 
                base: str | os.PathLike[str] | None = None) -> tuple[list[Job], list[BadRow]]:
     """Validate rows into Jobs (outputs under `out_dir`, relative inputs under `base`, default the
     current folder); the bad rows come back with their one-line reasons."""
+    from facetalk.audio.transcript import words_of
     from facetalk.cli import _controls
     from facetalk.media._files import check_input_file
     from facetalk.pipeline import check_fps
@@ -239,6 +243,9 @@ def parse_rows(rows: Iterable[tuple[int, Mapping[str, object]]], out_dir: str | 
             if args.face is not None and args.face < 0:
                 raise FacetalkError(f"--face takes 0 (the largest face) or more, got {args.face}")
             controls = _controls(args)
+            text = files.get("text") or None
+            if text is not None:
+                words_of(text)  # a word the dictionary lacks: the message generate --text gives
             output = files.get("output") or ""
             if output:
                 name = Path(output)
@@ -250,7 +257,7 @@ def parse_rows(rows: Iterable[tuple[int, Mapping[str, object]]], out_dir: str | 
             else:
                 target = ""
             job = Job(line, str(image.absolute()), str(audio.absolute()), target, args.size, args.fps, controls,
-                      args.full_frame, args.face, not args.no_watermark, args.label)
+                      args.full_frame, args.face, not args.no_watermark, args.label, text)
             if target:
                 if target in taken:
                     raise FacetalkError(f"output {output!r} is also written by line {taken[target]}")

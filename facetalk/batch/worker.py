@@ -149,7 +149,7 @@ def run_job(job: Job) -> dict[str, object]:
         result["rig"] = "cached" if cached else "built"
         summary = write_video(rig, photo, job.audio, job.output, fps=job.fps, controls=job.controls,
                               full_frame=job.full_frame, progress=_crash_hook(), started=started,
-                              watermark=job.watermark, label=job.label)
+                              watermark=job.watermark, label=job.label, text=job.text)
     except FacetalkError as exc:
         return {**result, "status": "failed", "error": str(exc), "seconds": _since(started)}
     except MemoryError:

@@ -30,6 +30,7 @@ METRICS: tuple[str, ...] = (
     "mouth_corr_synced",
     "lmd",
     "closure_recall",
+    "bilabials_shut",
     "av_corr",
     "av_offset_frames",
     "dP",
@@ -68,6 +69,7 @@ UNITS: dict[str, str] = {
     "mouth_corr_synced": "r",
     "lmd": "% IOD",
     "closure_recall": "share",
+    "bilabials_shut": "share",
     "av_corr": "r",
     "av_offset_frames": "frames",
     "dP": "°/frame",
@@ -104,6 +106,9 @@ DESCRIPTIONS: dict[str, str] = {
     "closure_recall": "share of the real lips' closures within speech (inner-lip gap ≤ 2.5 % of the face height "
     "with speech within 0.3 s either side: M/B/P, nearly W and F) that the generated lips match within ±2 frames "
     "(generated only; – when the real lips never shut in speech).",
+    "bilabials_shut": "share of the M, B and P sounds (the clip's transcript aligned to its voice, "
+    "`--transcripts`) at which the lips shut (inner-lip gap ≤ 2.5 % of the face height within the phone ± 1 frame); "
+    "– without a transcript.",
     "av_corr": "mouth opening vs speech-band loudness, Pearson r at the best lag within ±6 frames.",
     "av_offset_frames": "that best lag, in frames (+ = mouth moves after the sound).",
     "dP": "mean |frame-to-frame change| of yaw, pitch and roll, degrees.",
@@ -140,6 +145,7 @@ _DECIMALS: dict[str, int] = {
     "mouth_corr_synced": 2,
     "lmd": 1,
     "closure_recall": 2,
+    "bilabials_shut": 2,
     "av_corr": 2,
     "av_offset_frames": 0,
     "dP": 2,

@@ -18,11 +18,13 @@ import numpy as np
 
 from facetalk import __version__
 from facetalk.errors import FacetalkError
+from facetalk.eval import signals
 from facetalk.eval.dlib_face import DlibFace
 from facetalk.eval.measure import find_reference, measure_clip
 from facetalk.eval.metrics import clip_metrics, paired_metrics
 from facetalk.eval.report import (clip_ratios, contact_sheet, mean_metrics, plot_clip, plot_path, ratio_summary,
                                   sheet_path, write_report)
+from facetalk.eval.series import ClipSeries
 from facetalk.media._files import check_output_path
 from facetalk.media.audio import SAMPLE_RATE, read_audio
 from facetalk.media.image import write_image
@@ -58,11 +60,14 @@ def report_folder(out_dir: str | os.PathLike[str], videos_subfolder: str) -> Pat
 
 
 def evaluate(videos: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, controls: Controls = Controls(),
-             log: Log = lambda _: None, transcripts: str | os.PathLike[str] | None = None) -> dict:
+             log: Log = lambda _: None, transcripts: str | os.PathLike[str] | None = None,
+             from_sound: bool = False) -> dict:
     """Run the protocol over every video in `videos`; write and return the report.
 
     transcripts: a folder of `<clip name>.txt`, the words each clip says: those clips are generated
-    with their phones aligned to the words (`generate --text`), the others from the sound alone."""
+    with their phones aligned to the words (`generate --text`), the others from the sound alone;
+    either way the words' M, B and P are where `bilabials_shut` looks for shut lips.
+    from_sound: generate every clip from the sound alone, the words serving only to measure."""
     files = find_videos(videos)
     out = report_folder(out_dir, "generated")
     faces = DlibFace.load()
@@ -71,7 +76,7 @@ def evaluate(videos: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
     for path in files:
         t0 = time.perf_counter()
         try:
-            clips.append(evaluate_clip(path, out, faces, controls, transcript_of(transcripts, path.stem)))
+            clips.append(evaluate_clip(path, out, faces, controls, transcript_of(transcripts, path.stem), from_sound))
             log(f"{path.stem}: done in {time.perf_counter() - t0:.1f} s")
         except SkipClip as why:
             skipped.append({"name": path.stem, "reason": str(why)})
@@ -94,8 +99,10 @@ def transcript_of(folder: str | os.PathLike[str] | None, name: str) -> str | Non
     return path.read_text(encoding="utf-8").strip() if path is not None and path.is_file() else None
 
 
-def evaluate_clip(path: Path, out: Path, faces: DlibFace, controls: Controls, text: str | None = None) -> dict:
-    """One clip: generate its self-reenactment, measure both, draw them; SkipClip when unusable."""
+def evaluate_clip(path: Path, out: Path, faces: DlibFace, controls: Controls, text: str | None = None,
+                  from_sound: bool = False) -> dict:
+    """One clip: generate its self-reenactment, measure both, draw them; SkipClip when unusable.
+    text: the words the clip says, to find its M, B and P (and, unless from_sound, to generate with)."""
     name = path.stem
     try:
         reference = find_reference(path, faces)
@@ -118,17 +125,42 @@ def evaluate_clip(path: Path, out: Path, faces: DlibFace, controls: Controls, te
     from facetalk.pipeline import render_video
 
     try:
-        summary = render_video(photo, voice, video, fps=real.series.fps, controls=controls, full_frame=True, text=text)
+        summary = render_video(photo, voice, video, fps=real.series.fps, controls=controls, full_frame=True,
+                               text=None if from_sound else text)
     except FacetalkError as exc:
         raise SkipClip(f"the generator failed: {exc}") from exc
     generated = measure_clip(video, name, reference, faces)
 
     plot_clip(plot_path(out, name), real.series, generated.series)
     write_image(sheet_path(out, name), contact_sheet(real.sheet, generated.sheet))
-    real_metrics = clip_metrics(real)
-    gen_metrics = {**paired_metrics(real.series, generated.series), **clip_metrics(generated), "fps": summary.fps}
+    spans = bilabial_spans(samples, text)
+    real_metrics = {**clip_metrics(real), "bilabials_shut": bilabials_metric(real.series, spans)}
+    gen_metrics = {**paired_metrics(real.series, generated.series), **clip_metrics(generated),
+                   "bilabials_shut": bilabials_metric(generated.series, spans), "fps": summary.fps}
     return {"name": name, "real": real_metrics, "generated": gen_metrics,
-            "ratios": clip_ratios(real_metrics, gen_metrics), "text": text}
+            "ratios": clip_ratios(real_metrics, gen_metrics), "text": None if from_sound else text,
+            "transcript": text}
+
+
+def bilabial_spans(samples: np.ndarray, text: str | None) -> np.ndarray | None:
+    """(N, 2) start and end (s) of every M, B and P of `text` aligned to the voice; None without a
+    transcript, or where the words do not align to the sound."""
+    if text is None:
+        return None
+    from facetalk.audio.transcript import align_phones
+
+    phones = align_phones(samples, text, SAMPLE_RATE)
+    if phones is None:
+        return None
+    keep = [i for i, label in enumerate(phones.labels) if label in ("M", "B", "P")]
+    return np.column_stack([phones.starts[keep], phones.ends[keep]])
+
+
+def bilabials_metric(series: ClipSeries, spans: np.ndarray | None) -> float | None:
+    if spans is None:
+        return None
+    value = signals.bilabials_shut(series.mouth, spans, series.fps)
+    return float(value) if np.isfinite(value) else None
 
 
 def loudest_dbfs(samples: np.ndarray, rate: int = SAMPLE_RATE) -> float:

@@ -99,6 +99,35 @@ def test_report_files(evaluated: tuple[Path, dict, str]) -> None:
     assert not list(out.glob(".*partial*"))
 
 
+def test_without_transcripts_no_bilabial_is_measured(evaluated: tuple[Path, dict, str]) -> None:
+    clip = evaluated[1]["clips"][0]
+    assert clip["real"]["bilabials_shut"] is None and clip["generated"]["bilabials_shut"] is None
+    assert clip["text"] is None and clip["transcript"] is None
+
+
+def test_the_lips_shut_on_the_m_its_words_place(clips: Path, tmp_path: Path) -> None:
+    """The talking clip says "Hello! I am a talking face" (the built-in voice's first 2.5 s): with
+    that transcript its M is found in the voice and the generated lips shut on it."""
+    (tmp_path / "videos").mkdir()
+    (tmp_path / "videos" / "talking.mp4").symlink_to(clips / "talking.mp4")
+    (tmp_path / "words").mkdir()
+    (tmp_path / "words" / "talking.txt").write_text("Hello! I am a talking face\n")
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        rc = main(["eval", "--videos", str(tmp_path / "videos"), "--out", str(tmp_path / "r"),
+                   "--transcripts", str(tmp_path / "words")])
+    assert rc == 0
+    clip = json.loads((tmp_path / "r" / "report.json").read_text())["clips"][0]
+    assert clip["text"] == clip["transcript"] == "Hello! I am a talking face"
+    assert clip["generated"]["bilabials_shut"] == 1.0
+    assert clip["real"]["bilabials_shut"] is not None
+
+
+def test_from_sound_needs_transcripts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["eval", "--videos", str(tmp_path), "--out", str(tmp_path / "r"), "--from-sound"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--from-sound needs --transcripts" in err and err.count("\n") == 1
+
+
 @pytest.mark.parametrize("make, message", [
     (lambda d: d / "missing", "not a folder"),
     (lambda d: d, "no videos"),

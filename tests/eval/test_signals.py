@@ -420,6 +420,30 @@ def test_closure_recall_counts_the_real_closures_the_generated_lips_match():
     assert np.isnan(signals.closure_recall(np.full(n, 0.08), gen, env, FPS))  # the real lips never shut
 
 
+def test_bilabials_shut_counts_the_m_b_p_the_lips_close_on():
+    fps = 25.0
+    mouth = np.full(100, 0.07)  # talking, parted throughout
+    spans = np.array([[0.40, 0.48],  # frames 10, 11 lie within it
+                      [1.01, 1.03],  # between frames 25 and 26: no frame within it
+                      [2.00, 2.12],  # frames 50-52
+                      [3.00, 3.08]])  # frames 75, 76
+    assert signals.bilabials_shut(mouth, spans, fps) == 0.0
+    mouth[12] = 0.02  # one frame after the first phone: within the slack
+    mouth[26] = 0.0  # the frame after the short one
+    mouth[54] = 0.0  # two frames after the third: too late
+    mouth[75] = 0.03  # nearly shut is not shut
+    assert signals.bilabials_shut(mouth, spans, fps) == pytest.approx(2 / 4)
+    mouth[74] = np.nan  # a frame without a face is not a closure
+    assert signals.bilabials_shut(mouth, spans, fps) == pytest.approx(2 / 4)
+    mouth[76] = 0.025  # at the threshold counts
+    assert signals.bilabials_shut(mouth, spans, fps) == pytest.approx(3 / 4)
+    # without slack: the last, and the short one (a phone between two frames is read at the next)
+    assert signals.bilabials_shut(mouth, spans, fps, slack=0) == pytest.approx(2 / 4)
+    assert signals.bilabials_shut(mouth, spans[:1], fps) == 1.0
+    assert np.isnan(signals.bilabials_shut(mouth, np.zeros((0, 2)), fps))  # no M, B or P in the words
+    assert signals.bilabials_shut(mouth, np.array([[5.0, 5.1]]), fps) == 0.0  # after the last frame: missed
+
+
 def test_brow_height_ignores_head_roll():
     n, iod = 200, 60.0
     t = np.arange(n)
