@@ -143,6 +143,22 @@ def test_a_closure_the_phones_missed_still_shuts_the_lips() -> None:
         assert gated[k][35] > 0.9 * free[k][35] and gated[k][20] == pytest.approx(free[k][20])
 
 
+def test_an_m_shuts_the_lips_from_its_murmur_on() -> None:
+    """The words' M of "made" starts two frames after its voiced murmur does: voice read as silence,
+    which the loudness fallback opens the mouth for. The M shuts the lips from the murmur on, over
+    everything else that opens them; voice read as silence before a vowel still opens them."""
+    loud = np.r_[np.zeros(10), np.ones(15)].astype(np.float32)
+    ph = phones(("SIL", 0.0, 0.47), ("M", 0.47, 0.51), ("EY", 0.51, 1.0))
+    c = mouth_curves(Features(FPS, loud, loud * 0 - 20, loud * 0, loud, ph))
+    shut = int(np.ceil((0.47 - MouthMotion(FPS).anticipation_s) * FPS))  # the frame the M shuts: 12
+    assert shut == 12
+    for k in ("jawOpen", "lowerLipDown", "upperLipUp", "mouthFunnel"):
+        assert np.all(c[k][10:13] == 0.0), k  # the murmur (frames 10, 11) and the M
+    assert c["jawOpen"][shut + 3] > 0.2  # the vowel after it opens
+    vowel = mouth_curves(Features(FPS, loud, loud * 0 - 20, loud * 0, loud, phones(("SIL", 0.0, 0.47), ("EY", 0.47, 1.0))))
+    assert vowel["jawOpen"][11] > 0.1
+
+
 def test_long_audio_is_linear() -> None:
     """An hour of phones blends in blocks: fast, and the same as blending a short piece."""
     rng = np.random.default_rng(0)

@@ -70,7 +70,8 @@ from facetalk.motion.brows import BrowMotion  # noqa: E402
 from facetalk.motion.expressions import SmileMotion  # noqa: E402
 from facetalk.motion.filters import Follower  # noqa: E402
 from facetalk.motion.head import ANGLES, HeadMotion  # noqa: E402
-from facetalk.motion.mouth import ATTACK_S, CLOSE_S, RELEASE_S, REOPEN_S, MouthMotion, closure_gate  # noqa: E402
+from facetalk.motion.mouth import (ATTACK_S, CLOSE_S, RELEASE_S, REOPEN_S, MouthMotion, bilabials_shut,  # noqa: E402
+                                   closure_gate, has_speech)
 from facetalk.motion.rhythm import Rhythm, RhythmTracker  # noqa: E402
 from facetalk.motion.track import COLUMNS  # noqa: E402
 from facetalk.motion.visemes import _GROUP, MOUTH, VISEME_NAMES, VISEMES, target_table, viseme_weights  # noqa: E402
@@ -231,10 +232,12 @@ def shift(x: np.ndarray, k: int) -> np.ndarray:
     return x[idx]
 
 
-def gate_of(clip: Clip, closure_db: float) -> np.ndarray:
-    """(T,) the closure gate MouthMotion multiplies the openings by."""
+def gate_of(clip: Clip, closure_db: float, anticipation_s: float) -> np.ndarray:
+    """(T,) what MouthMotion multiplies the openings by: the closure gate, and 0 at the frames an
+    M, B or P shuts."""
     f = clip.features
-    return Follower(FPS, REOPEN_S, CLOSE_S, start=1.0).run(closure_gate(f.loudness, f.brightness, f.active, closure_db))
+    gate = Follower(FPS, REOPEN_S, CLOSE_S, start=1.0).run(closure_gate(f.loudness, f.brightness, f.active, closure_db))
+    return gate * ~bilabials_shut(f.phones, f.active, 0, FPS, anticipation_s) if has_speech(f.phones) else gate
 
 
 def fit_viseme_targets(clips: list[Clip], lags: dict[str, int], floor: float, coart: tuple[float, float],
@@ -252,7 +255,7 @@ def fit_viseme_targets(clips: list[Clip], lags: dict[str, int], floor: float, co
             continue
         level = Follower(FPS, ATTACK_S, RELEASE_S).run(f.loudness.astype(np.float64))
         gain = np.clip(floor + (1 - floor) * level, 0.0, 1.6)
-        blocks.append((w, gain, gate_of(clip, closure_db), shift(real_mouth(clip.real), lags[clip.name]),
+        blocks.append((w, gain, gate_of(clip, closure_db, coart[1]), shift(real_mouth(clip.real), lags[clip.name]),
                        1.0 / np.sqrt(len(f))))
     for p, name in enumerate(MOUTH):
         if name not in OPENING:

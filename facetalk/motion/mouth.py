@@ -22,7 +22,7 @@ from facetalk.audio.features import DYNAMIC_RANGE_DB
 from facetalk.audio.phones import Phones
 from facetalk.motion.filters import Follower
 from facetalk.motion.fitted import fitted
-from facetalk.motion.visemes import blend
+from facetalk.motion.visemes import bilabial_closures, blend
 
 JAW_GAIN = 0.55  # jawOpen at full loudness (1.0 = the widest the face can open)
 ATTACK_S, RELEASE_S = 0.025, 0.06  # time constants of opening and closing
@@ -30,6 +30,7 @@ MISSED_S = 0.04  # the fallback fades in and out of a stretch of voice read as s
 GATE_RAMP_DB = 6.0  # the lips go from shut to free over this much level above the closure level
 CLOSE_S, REOPEN_S = 0.03, 0.02  # a plosive's release is the fastest lip motion there is
 GATED = ("jawOpen", "lowerLipDown", "upperLipUp")  # the openings a closure shuts
+MURMUR_FRAMES = 2  # voice read as silence up to this many frames before an M, B or P is its murmur
 
 
 def follow_envelope(x: np.ndarray, fps: float, attack_s: float, release_s: float) -> np.ndarray:
@@ -62,6 +63,21 @@ def silent_frames(phones: Phones, first: int, n: int, fps: float) -> np.ndarray:
     return (i < 0) | (t >= phones.ends[j]) | silence
 
 
+def bilabials_shut(phones: Phones, active: np.ndarray, first: int, fps: float, anticipation_s: float) -> np.ndarray:
+    """(len(active),) bool: the frames first.. an M, B or P shuts, whatever else would open them:
+    its own (`visemes.bilabial_closures`), and up to MURMUR_FRAMES of voice read as silence just
+    before it, which is its voiced murmur (the phones start an M a frame or two late, and the
+    loudness fallback would open the mouth for it). Phones are timed, so the frames after these
+    are known as far as the phones go."""
+    n = len(active)
+    heard_as_silence = silent_frames(phones, first, n, fps) & (np.asarray(active) > 0.5)
+    ahead = bilabial_closures(phones, n + MURMUR_FRAMES, fps, first, anticipation_s)
+    shut = ahead[:n].copy()
+    for k in range(1, MURMUR_FRAMES + 1):
+        shut |= heard_as_silence & ahead[k:k + n]
+    return shut
+
+
 class MouthMotion:
     """The mouth's coefficients, chunk by chunk. mouthClose is 1 throughout: the photo's own lip
     gap is removed and every opening comes from the speech, or a photo taken mid-word would never
@@ -88,15 +104,18 @@ class MouthMotion:
         loud = loudness.astype(np.float64)
         gain = np.clip(self.gain_floor + self.gain_slope * self.gain.run(loud), 0.0, 1.6)  # quiet speech mumbles, loud opens wide
         fallback = self._loudness_curves(loud, brightness.astype(np.float64), active.astype(np.float64))
+        n = len(loud)
+        shut = np.zeros(n, bool)
         if has_speech(phones):
             curves = self._viseme_curves(phones, gain)
-            heard_as_silence = silent_frames(phones, self.frame, len(loud), self.fps) & (active > 0.5)
+            heard_as_silence = silent_frames(phones, self.frame, n, self.fps) & (active > 0.5)
+            shut = bilabials_shut(phones, active, self.frame, self.fps, self.anticipation_s)
             w = self.missed.run(heard_as_silence.astype(np.float64))
             for k, fb in fallback.items():
                 curves[k] = (1.0 - w) * curves.get(k, 0.0) + w * fb
         else:
             curves = fallback
-        gate = self.gate.run(closure_gate(loud, brightness, active, self.closure_db))
+        gate = self.gate.run(closure_gate(loud, brightness, active, self.closure_db)) * ~shut
         for k in GATED:
             if k in curves:
                 curves[k] = curves[k] * gate

@@ -25,7 +25,8 @@ _GROUP = np.array([JAW, LIPS, LIPS, LIPS, LIPS, LIPS, LIPS])
 # The timing of the coarticulation (fitted to real speakers with the targets: motion/fitted.json):
 ANTICIPATION_S = 0.03  # the mouth shapes this much before the sound's centre
 REACH_S = 0.07  # how far (beyond its own half length) a viseme's influence reaches
-CLOSURE_JAW = 0.05  # jawOpen at the closed frame of a bilabial
+CLOSURE_JAW = 0.0  # jawOpen at the closed frame of a bilabial: the rig's lips follow the jaw, and 0.03
+# already shows a dark line between them (a real jaw may drop a little while the lips stay sealed)
 BLOCK = 256  # frames blended at a time
 REST_PRIOR = 1e-3  # weight of the rest shape everywhere
 
@@ -43,7 +44,7 @@ def _v(jaw=0.0, press=0.0, funnel=0.0, pucker=0.0, stretch=0.0, lip_up=0.0, lip_
 
 VISEMES: dict[str, Viseme] = {
     "sil": _v(dom=(1.0, 1.0)),  # a pause settles the lips within ~0.1 s: real lips rest still in pauses
-    "PP": _v(jaw=0.03, press=0.4, dom=(4.0, 6.0)),  # M B P: lips pressed shut
+    "PP": _v(jaw=0.0, press=0.4, dom=(4.0, 6.0)),  # M B P: lips pressed shut
     "FF": _v(jaw=0.07, lip_up=0.35, dom=(2.0, 3.0)),  # F V: lower lip under the upper teeth
     "TH": _v(jaw=0.15, lip_up=0.1, dom=(1.0, 0.5)),
     "DD": _v(jaw=0.17, dom=(0.8, 0.2)),  # T D N L: the tongue works, the lips are free
@@ -131,28 +132,33 @@ def blend(phones: Phones, n_frames: int, fps: float, first: int = 0, targets: np
     table = target_table() if targets is None else targets
     w = viseme_weights(phones, n_frames, fps, first, reach_s, anticipation_s)
     out = np.einsum("tgv,vp->tgp", w, table)[:, _GROUP, np.arange(len(MOUTH))]
-    if len(phones):
-        names = [viseme_of(p) for p in phones.labels]
-        start = phones.starts - anticipation_s
-        end = np.maximum(phones.ends - anticipation_s, start + 1.0 / fps)
-        _close_bilabials(out, names, start, end, fps, first)
+    shut = bilabial_closures(phones, n_frames, fps, first, anticipation_s)
+    out[shut, MOUTH.index("jawOpen")] = np.minimum(out[shut, MOUTH.index("jawOpen")], CLOSURE_JAW)
+    out[np.ix_(shut, [MOUTH.index(n) for n in PARTING])] = 0.0
     return {name: out[:, k] for k, name in enumerate(MOUTH)}
 
 
-def _close_bilabials(out: np.ndarray, names: list[str], start: np.ndarray, end: np.ndarray, fps: float,
-                     first: int) -> None:
-    """Every M, B, P gets at least one frame of shut lips, however short it was: a missed
-    closure is the lip-sync error viewers notice first."""
-    jaw = MOUTH.index("jawOpen")
-    parting = [MOUTH.index(n) for n in ("mouthFunnel", "upperLipUp", "lowerLipDown")]  # lip moves that part them
-    lo, hi = first / fps - 1.0, (first + len(out)) / fps + 1.0
+PARTING = ("mouthFunnel", "upperLipUp", "lowerLipDown")  # lip moves that part the lips
+
+
+def bilabial_closures(phones: Phones, n_frames: int, fps: float, first: int = 0,
+                      anticipation_s: float = ANTICIPATION_S) -> np.ndarray:
+    """(n_frames,) bool: the frames first.. where the lips must be shut. Every M, B, P gets at least
+    one, however short it was (the frame nearest its middle when no frame falls within it): a
+    missed closure is the lip-sync error viewers notice first."""
+    shut = np.zeros(n_frames, bool)
+    if len(phones) == 0:
+        return shut
+    start = phones.starts - anticipation_s
+    end = np.maximum(phones.ends - anticipation_s, start + 1.0 / fps)
+    lo, hi = first / fps - 1.0, (first + n_frames) / fps + 1.0
     for k in np.flatnonzero((end >= lo) & (start <= hi)):  # only the segments near these frames
-        name, a, b = names[k], start[k], end[k]
-        if name != "PP":
+        if viseme_of(phones.labels[k]) != "PP":
             continue
+        a, b = start[k], end[k]
         frames = np.arange(np.ceil(a * fps), np.floor(b * fps) + 1).astype(int)
         if len(frames) == 0:  # shorter than a frame: the frame nearest its middle
             frames = np.array([int(round((a + b) / 2 * fps))])
-        frames = frames[(frames >= first) & (frames < first + len(out))] - first
-        out[frames, jaw] = np.minimum(out[frames, jaw], CLOSURE_JAW)
-        out[np.ix_(frames, parting)] = 0.0
+        frames = frames[(frames >= first) & (frames < first + n_frames)] - first
+        shut[frames] = True
+    return shut
