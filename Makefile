@@ -32,10 +32,12 @@ test: setup
 bench: setup
 	$(VENV)/bin/facetalk bench
 
-# The evaluation over the shared real clips (see README): a report in eval_report/.
+# The evaluation over the shared real clips (see README): a report in eval_report/, generated from
+# the sound alone, the GRID clips' sentences (their file names spell them) checking their M, B and P.
 EVAL_VIDEOS ?= ../shared/eval/video_real
 eval: setup
-	$(VENV)/bin/facetalk eval --videos $(EVAL_VIDEOS) --out eval_report
+	$(PY) tools/grid_transcripts.py $(EVAL_VIDEOS) eval_report/grid_words
+	$(VENV)/bin/facetalk eval --videos $(EVAL_VIDEOS) --transcripts eval_report/grid_words --from-sound --out eval_report
 
 clean:
 	rm -rf $(VENV) facetalk_demo.mp4 eval_report .pytest_cache
