@@ -69,6 +69,7 @@ def evaluate(videos: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
     either way the words' M, B and P are where `bilabials_shut` looks for shut lips.
     from_sound: generate every clip from the sound alone, the words serving only to measure."""
     files = find_videos(videos)
+    words = read_transcripts(transcripts, files)
     out = report_folder(out_dir, "generated")
     faces = DlibFace.load()
     start = time.perf_counter()
@@ -76,7 +77,7 @@ def evaluate(videos: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
     for path in files:
         t0 = time.perf_counter()
         try:
-            clips.append(evaluate_clip(path, out, faces, controls, transcript_of(transcripts, path.stem), from_sound))
+            clips.append(evaluate_clip(path, out, faces, controls, words.get(path.stem), from_sound))
             log(f"{path.stem}: done in {time.perf_counter() - t0:.1f} s")
         except SkipClip as why:
             skipped.append({"name": path.stem, "reason": str(why)})
@@ -94,9 +95,31 @@ def evaluate(videos: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
     return report
 
 
-def transcript_of(folder: str | os.PathLike[str] | None, name: str) -> str | None:
-    path = Path(folder) / f"{name}.txt" if folder is not None else None
-    return path.read_text(encoding="utf-8").strip() if path is not None and path.is_file() else None
+def read_transcripts(folder: str | os.PathLike[str] | None, files: list[Path]) -> dict[str, str]:
+    """Clip name -> the words of its `<clip name>.txt` in `folder`, each checked against the
+    dictionary before any clip is rendered: a misspelt word or folder fails in a second, not after
+    an hour of clips."""
+    if folder is None:
+        return {}
+    from facetalk.audio.transcript import words_of
+
+    d = Path(folder)
+    if not d.is_dir():
+        raise FacetalkError(f"--transcripts {folder}: not a folder; give a folder of <clip name>.txt files")
+    out = {}
+    for path in files:
+        text_file = d / f"{path.stem}.txt"
+        if text_file.is_file():
+            text = text_file.read_text(encoding="utf-8").strip()
+            try:
+                words_of(text)
+            except FacetalkError as exc:
+                raise FacetalkError(f"{text_file}: {exc}") from None
+            out[path.stem] = text
+    if not out:
+        raise FacetalkError(f"--transcripts {folder}: no <clip name>.txt for any of the videos in it; "
+                            "name each transcript after its clip")
+    return out
 
 
 def evaluate_clip(path: Path, out: Path, faces: DlibFace, controls: Controls, text: str | None = None,

@@ -122,6 +122,24 @@ def test_the_lips_shut_on_the_m_its_words_place(clips: Path, tmp_path: Path) -> 
     assert clip["real"]["bilabials_shut"] is not None
 
 
+@pytest.mark.parametrize("words, message", [
+    (None, "not a folder"),
+    ({"other.txt": "hello"}, "no <clip name>.txt for any of the videos"),
+    ({"talking.txt": "hello qzxwv"}, "talking.txt: --text: 'qzxwv' is not in the pronouncing dictionary"),
+])
+def test_bad_transcripts_fail_before_any_clip_is_rendered(clips: Path, tmp_path: Path, words: dict | None,
+                                                          message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "words"
+    if words is not None:
+        folder.mkdir()
+        for name, text in words.items():
+            (folder / name).write_text(text)
+    rc = main(["eval", "--videos", str(clips), "--out", str(tmp_path / "r"), "--transcripts", str(folder)])
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and err.count("\n") == 1
+    assert not (tmp_path / "r").exists()  # nothing rendered, no report folder
+
+
 def test_from_sound_needs_transcripts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc = main(["eval", "--videos", str(tmp_path), "--out", str(tmp_path / "r"), "--from-sound"])
     err = capsys.readouterr().err
