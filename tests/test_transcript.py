@@ -15,8 +15,7 @@ from facetalk.media.audio import read_audio
 
 ROOT = Path(__file__).resolve().parents[1]
 # what tools/make_demo_voice.sh had espeak-ng say into facetalk/assets/voice.wav
-DEMO_TEXT = ("Hello! I am a talking face, made from a single photo and a short voice clip. Watch my lips move "
-             "with every word. Then, a pause... and back to speaking, calm and clear.")
+DEMO_TEXT = (ROOT / "facetalk" / "assets" / "voice.txt").read_text(encoding="utf-8").strip()
 
 
 def test_the_words_are_normalised_as_the_dictionary_spells_them() -> None:

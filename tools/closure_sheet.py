@@ -32,8 +32,7 @@ from facetalk.motion.visemes import bilabial_closures  # noqa: E402
 from facetalk.pipeline import features_for, frames, rig_from_photo  # noqa: E402
 
 # what tools/make_demo_voice.sh had espeak-ng say into facetalk/assets/voice.wav
-DEMO_TEXT = ("Hello! I am a talking face, made from a single photo and a short voice clip. Watch my lips move "
-             "with every word. Then, a pause... and back to speaking, calm and clear.")
+DEMO_TEXT = (ROOT / "facetalk" / "assets" / "voice.txt").read_text(encoding="utf-8").strip()
 FPS = 25.0
 CELL = 210  # px of each crop's side
 

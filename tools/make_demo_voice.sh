@@ -3,8 +3,7 @@
 # output is ours). Run once when the text changes: sudo apt-get install espeak-ng sox
 set -euo pipefail
 out="$(dirname "$0")/../facetalk/assets/voice.wav"
-text="Hello! I am a talking face, made from a single photo and a short voice clip. \
-Watch my lips move with every word. Then, a pause... and back to speaking, calm and clear."
+text="$(cat "$(dirname "$0")/../facetalk/assets/voice.txt")"  # the words it says (also --text's test)
 espeak-ng -v en-us+f3 -s 150 -p 55 -w /tmp/facetalk_voice_raw.wav "$text"
 sox /tmp/facetalk_voice_raw.wav -r 16000 -c 1 -b 16 "$out" norm -3
 rm -f /tmp/facetalk_voice_raw.wav
