@@ -71,7 +71,7 @@ from facetalk.motion.expressions import SmileMotion  # noqa: E402
 from facetalk.motion.filters import Follower  # noqa: E402
 from facetalk.motion.head import ANGLES, HeadMotion  # noqa: E402
 from facetalk.motion.mouth import (ATTACK_S, CLOSE_S, RELEASE_S, REOPEN_S, MouthMotion, bilabials_shut,  # noqa: E402
-                                   closure_gate, has_speech)
+                                   closure_gate, has_speech, silent_frames)
 from facetalk.motion.rhythm import Rhythm, RhythmTracker  # noqa: E402
 from facetalk.motion.track import COLUMNS  # noqa: E402
 from facetalk.motion.visemes import _GROUP, MOUTH, VISEME_NAMES, VISEMES, target_table, viseme_weights  # noqa: E402
@@ -237,7 +237,10 @@ def gate_of(clip: Clip, closure_db: float, anticipation_s: float) -> np.ndarray:
     M, B or P shuts."""
     f = clip.features
     gate = Follower(FPS, REOPEN_S, CLOSE_S, start=1.0).run(closure_gate(f.loudness, f.brightness, f.active, closure_db))
-    return gate * ~bilabials_shut(f.phones, f.active, 0, FPS, anticipation_s) if has_speech(f.phones) else gate
+    if not has_speech(f.phones):
+        return gate
+    heard_as_silence = silent_frames(f.phones, 0, len(f), FPS) & (f.active > 0.5)
+    return gate * ~bilabials_shut(f.phones, heard_as_silence, 0, FPS, anticipation_s)
 
 
 def fit_viseme_targets(clips: list[Clip], lags: dict[str, int], floor: float, coart: tuple[float, float],

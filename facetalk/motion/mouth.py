@@ -63,14 +63,14 @@ def silent_frames(phones: Phones, first: int, n: int, fps: float) -> np.ndarray:
     return (i < 0) | (t >= phones.ends[j]) | silence
 
 
-def bilabials_shut(phones: Phones, active: np.ndarray, first: int, fps: float, anticipation_s: float) -> np.ndarray:
-    """(len(active),) bool: the frames first.. an M, B or P shuts, whatever else would open them:
+def bilabials_shut(phones: Phones, heard_as_silence: np.ndarray, first: int, fps: float,
+                   anticipation_s: float) -> np.ndarray:
+    """(len(heard_as_silence),) bool: the frames first.. an M, B or P shuts, whatever else would open them:
     its own (`visemes.bilabial_closures`), and up to MURMUR_FRAMES of voice read as silence just
     before it, which is its voiced murmur (the phones start an M a frame or two late, and the
     loudness fallback would open the mouth for it). Phones are timed, so the frames after these
     are known as far as the phones go."""
-    n = len(active)
-    heard_as_silence = silent_frames(phones, first, n, fps) & (np.asarray(active) > 0.5)
+    n = len(heard_as_silence)
     ahead = bilabial_closures(phones, n + MURMUR_FRAMES, fps, first, anticipation_s)
     shut = ahead[:n].copy()
     for k in range(1, MURMUR_FRAMES + 1):
@@ -109,7 +109,7 @@ class MouthMotion:
         if has_speech(phones):
             curves = self._viseme_curves(phones, gain)
             heard_as_silence = silent_frames(phones, self.frame, n, self.fps) & (active > 0.5)
-            shut = bilabials_shut(phones, active, self.frame, self.fps, self.anticipation_s)
+            shut = bilabials_shut(phones, heard_as_silence, self.frame, self.fps, self.anticipation_s)
             w = self.missed.run(heard_as_silence.astype(np.float64))
             for k, fb in fallback.items():
                 curves[k] = (1.0 - w) * curves.get(k, 0.0) + w * fb
