@@ -95,6 +95,24 @@ def test_a_phrase_turns_each_angle_by_its_fitted_size_either_way() -> None:
     assert (ends[:, 0] > 0).any() and (ends[:, 0] < 0).any()  # left or right by chance
 
 
+def test_the_head_is_bent_into_the_reach_of_real_speakers() -> None:
+    """However lively the voice and large the amplitudes, no angle passes the fitted reach; within a
+    third of it the motion is all but untouched."""
+    n = 30 * 25
+    loud = np.tile(np.r_[np.full(20, 0.9), np.full(5, 0.1)], n // 25)
+    rhythm = Rhythm(np.where(np.arange(n) % 50 == 0, 2.0, 0.0), np.zeros(n, bool), np.ones(n))
+    reach = {"yaw": 12.0, "pitch": 8.0, "roll": 9.0}
+    wild = {"drift_sd": {k: 20.0 for k in reach}, "turn_sd": {k: 20.0 for k in reach}, "nod_deg": 15.0}
+    free = HeadMotion(FPS, np.random.default_rng(4), wild).run(rhythm, loud, 0.0)
+    bent = HeadMotion(FPS, np.random.default_rng(4), {**wild, "reach_deg": reach}).run(rhythm, loud, 0.0)
+    for k, r in reach.items():
+        assert np.abs(free[k]).max() > 2 * r  # the same motion unbounded goes far past it
+        assert np.abs(bent[k]).max() < r
+        near = np.abs(free[k]) < r / 3
+        assert np.allclose(bent[k][near], free[k][near], rtol=0.04)
+    assert set(fitted().head["reach_deg"]) == set(reach)  # the shipped constants carry one per angle
+
+
 def test_the_running_spread_is_held_at_the_expected_one() -> None:
     rng = np.random.default_rng(3)
     loud = 3.0 * rng.standard_normal(500) + 4.0  # variance 9 around a rest at 4

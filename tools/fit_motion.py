@@ -19,6 +19,7 @@ features. Then, with the generator's structure fixed, its constants are solved f
 - head: how fast and how steeply the engagement (a slow follower of the voice activity) grows,
   and its floor, by a grid search; for each, the per-angle amplitude that makes the mean
   log ratio of generated to real spread zero; the structure with the smallest RMS log ratio wins;
+  the reach the motion is bent into is the farthest any clip's head goes from its median;
 - expressions: the amplitude (and, for smiles, the chance per phrase; for brows, how long a raise
   holds and how much of it calm speech keeps) that matches the spread of the real slow smile, the
   brow raise and the eye widening.
@@ -368,11 +369,19 @@ def real_head_sd(clip: Clip) -> np.ndarray:
     return np.array([clip.real[:, _C[k]].std() for k in ANGLES])
 
 
+def head_reach(clips: list[Clip]) -> dict[str, float]:
+    """Per angle, the farthest any clip's head goes from its median (degrees): the generator's
+    motion is bent into it (`head.HeadMotion`), since the fitted spreads say nothing of the tails."""
+    return {k: round(float(max(np.abs(c.real[:, _C[k]] - np.median(c.real[:, _C[k]])).max() for c in clips)), 1)
+            for k in ANGLES}
+
+
 def fit_head(clips: list[Clip], start: dict, readings: dict[str, Reading] | None = None) -> tuple[dict, float]:
     """The engagement's structure and the per-angle amplitudes that bring the head spread closest to
     the real one: RMS log ratio over clips and angles, either of the generated to the encoded spread
     (default) or, given the evaluation's `readings`, of what it would read of the generated head to
-    what it read of the real one."""
+    what it read of the real one. The grid runs without the reach (it bends only the rare far
+    turns), which the result then gets."""
     if readings is None:  # the encoded spreads, read as they are: slope 1, no floor
         readings = {c.name: Reading(np.ones(3), np.zeros(3), real_head_sd(c)) for c in clips}
     best = None
@@ -390,7 +399,7 @@ def fit_head(clips: list[Clip], start: dict, readings: dict[str, Reading] | None
     params = {"drift_sd": {k: round(float(s), 3) for k, s in zip(ANGLES, scale)},
               "turn_sd": {k: round(float(s), 3) for k, s in zip(ANGLES, scale)},
               "nod_deg": round(float(unit["nod_deg"] * scale[1]), 3), "engage_s": unit["engage_s"],
-              "power": unit["power"], "floor": unit["floor"]}
+              "power": unit["power"], "floor": unit["floor"], "reach_deg": head_reach(clips)}
     return params, rms
 
 

@@ -99,6 +99,16 @@ def test_report_files(evaluated: tuple[Path, dict, str]) -> None:
     assert not list(out.glob(".*partial*"))
 
 
+def test_the_generated_clip_is_measured_unmarked(evaluated: tuple[Path, dict, str]) -> None:
+    """The watermark's pattern moves dlib's points; the evaluation measures the motion, and its
+    videos say they carry no mark."""
+    from facetalk.media.video import read_video_tags
+    from facetalk.safety.provenance import read
+
+    tags = read(read_video_tags(evaluated[0] / "generated" / "talking.mp4"))
+    assert tags.is_facetalk and tags.watermark_off
+
+
 def test_without_transcripts_no_bilabial_is_measured(evaluated: tuple[Path, dict, str]) -> None:
     clip = evaluated[1]["clips"][0]
     assert clip["real"]["bilabials_shut"] is None and clip["generated"]["bilabials_shut"] is None
