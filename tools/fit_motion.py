@@ -372,8 +372,10 @@ def real_head_sd(clip: Clip) -> np.ndarray:
 def head_reach(clips: list[Clip]) -> dict[str, float]:
     """Per angle, the farthest any clip's head goes from its median (degrees): the generator's
     motion is bent into it (`head.HeadMotion`), since the fitted spreads say nothing of the tails."""
-    return {k: round(float(max(np.abs(c.real[:, _C[k]] - np.median(c.real[:, _C[k]])).max() for c in clips)), 1)
-            for k in ANGLES}
+    def farthest(x: np.ndarray) -> float:
+        return float(np.abs(x - np.median(x)).max())
+
+    return {k: round(max(farthest(c.real[:, _C[k]]) for c in clips), 1) for k in ANGLES}
 
 
 def fit_head(clips: list[Clip], start: dict, readings: dict[str, Reading] | None = None) -> tuple[dict, float]:

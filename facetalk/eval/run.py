@@ -150,7 +150,7 @@ def evaluate_clip(path: Path, out: Path, faces: DlibFace, controls: Controls, te
     try:
         # Unmarked: the watermark's pattern, a new one for every track, moves dlib's points on a small
         # face as much as the head does (one GRID track read 0.21-0.55 deg of yaw spread under five
-        # marks, 0.42 unmarked), so a change of 0.001 deg anywhere read as a different head.
+        # marks, 0.42 unmarked), so a change of under 0.02 deg anywhere read as a different head.
         summary = render_video(photo, voice, video, fps=real.series.fps, controls=controls, full_frame=True,
                                text=None if from_sound else text, watermark=False)
     except FacetalkError as exc:

@@ -13,10 +13,10 @@ still head, flowing speech with a moving one. So every part of the motion is sca
   direction, so the head never freezes and never wanders off;
 - nods: a dip of the pitch on loud onsets (stressed syllables, phrase starts);
 - a reach: the sum is bent smoothly (tanh) into the farthest any real speaker turns from where
-  the head rests (`reach_deg`, fitted: 13.5 deg of yaw, 8.9 of pitch, 9.8 of roll). The amplitudes are fitted
-  to spreads, and a spread says nothing of the tails: unbounded, a lively voice's drift, turns and
-  nods added up to 31 deg of pitch on `v23` (its speaker goes 8.5 deg from her median, none of
-  the clips past 8.9), a face looking at the ceiling, beyond what the renderer holds.
+  the head rests (`reach_deg`, fitted: 13.5 deg of yaw, 8.9 of pitch, 9.8 of roll). The
+  amplitudes are fitted to spreads, and a spread says nothing of the tails: unbounded, a lively
+  voice's drift, turns and nods added up to 31 deg of pitch on `v23` (its speaker goes 8.5 deg
+  from her median, none of the clips past 8.9), a face looking at the ceiling.
 
 The size of the motion is a prediction from the voice, and the chance in it is kept to where the
 head goes, not how far it moves: a random walk's spread over a few seconds varies by x1.5 from one
