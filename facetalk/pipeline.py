@@ -19,6 +19,7 @@ from facetalk.audio.features import Features, audio_features
 from facetalk.audio.phones import recognise_phones
 from facetalk.audio.transcript import align_phones, words_of
 from facetalk.errors import FacetalkError
+from facetalk.face.detect import beyond_photo
 from facetalk.face.rig import FaceRig, build_rig
 from facetalk.face.track import track_video
 from facetalk.media._files import check_output_path
@@ -40,6 +41,7 @@ Progress = Callable[[int, int], None]  # (frames done, frames total)
 # share of the voiced frames an alignment to --text must cover with words (GRID's sentences: 0.93-1.00;
 # the demo voice's script 0.94; its first five words alone 0.16)
 ALIGNED_SPEECH_MIN = 0.8
+MADE_UP_NOTE = 0.05  # share of the square frame past the photo's edge that earns a note
 FULL_FRAME_MAX_CROP = 1024  # px: beyond this the face is animated at 1024 and scaled up
 
 
@@ -142,12 +144,17 @@ def check_fps(fps: float) -> None:
         raise FacetalkError(f"--fps must be within 1..120, got {fps}")
 
 
-def photo_notes(rig: FaceRig) -> list[str]:
+def photo_notes(rig: FaceRig, full_frame: bool) -> list[str]:
     """What a user should know about how the photo was read."""
+    notes = []
     if rig.n_faces > 1:
-        return [f"the photo has {rig.n_faces} faces; animated face {rig.face_index} "
-                f"(largest first; pick another with --face N)"]
-    return []
+        notes.append(f"the photo has {rig.n_faces} faces; animated face {rig.face_index} "
+                     f"(largest first; pick another with --face N)")
+    made_up = float((beyond_photo(rig.crop_to_photo, rig.size, rig.photo_shape) > 0).mean())
+    if not full_frame and made_up > MADE_UP_NOTE:
+        notes.append(f"the photo ends close around the face: {made_up:.0%} of the frame lies beyond it and is "
+                     "filled in, blurred; --full-frame keeps the photo's own frame")
+    return notes
 
 
 def write_video(rig: FaceRig, photo: np.ndarray, audio: str | os.PathLike[str], out: str | os.PathLike[str], *,
@@ -159,7 +166,7 @@ def write_video(rig: FaceRig, photo: np.ndarray, audio: str | os.PathLike[str], 
     check_fps(fps)
     features, notes = features_for(audio, fps, text)
     track = generate(features, controls)
-    return _write(rig, photo, track, out, audio, full_frame, progress, photo_notes(rig) + notes, start,
+    return _write(rig, photo, track, out, audio, full_frame, progress, photo_notes(rig, full_frame) + notes, start,
                   marks_for(rig, photo, track, full_frame, watermark, label))
 
 
@@ -262,7 +269,7 @@ def write_animation(rig: FaceRig, photo: np.ndarray, motion: DrivingMotion, driv
     """
     start = time.perf_counter() if started is None else started
     track = with_controls(take_parts(motion.track, parts), controls)
-    notes = photo_notes(rig)
+    notes = photo_notes(rig, full_frame)
     if not motion.has_audio:
         notes.append("the driving video has no sound track; the output is silent")
     if motion.faces < motion.frames:

@@ -11,6 +11,7 @@ import pytest
 
 from facetalk.errors import FacetalkError
 from facetalk.face.pose import FLIP, HeadPose, fit_pose, rotation_matrix
+from facetalk.face.detect import crop_square
 from facetalk.face.rig import FaceRig, build_rig
 
 FACE_SHARE = (0.35, 0.65)
@@ -264,6 +265,58 @@ def test_photo_narrower_than_the_crop(portrait: np.ndarray) -> None:
     assert rig.image.shape == (512, 512, 3)
     assert abs(rig.landmarks[1, 0] - rig.size / 2) < 0.08 * rig.size
     assert FACE_SHARE[0] < face_share(rig) < FACE_SHARE[1]
+
+
+def landmarks_in_photo(rig: FaceRig) -> np.ndarray:
+    return rig.landmarks[:, :2] * rig.crop_to_photo[0, 0] + rig.crop_to_photo[:, 2]
+
+
+def test_the_frame_past_the_photo_edge_is_not_a_mirror() -> None:
+    """Past the photo's top, the crop carries the edge on (blurred), never a mirror of what lies
+    just inside: a photo dark along its top 10 rows and bright below stays dark above."""
+    photo = np.full((300, 300, 3), 230, np.uint8)
+    photo[:10] = 20
+    photo[:10, ::8] = 60  # streaks along the edge, for the blur to smooth
+    crop, to_photo = crop_square(photo, 150, 150 - 60, 300, 300)
+    assert to_photo[1, 2] < -55  # the crop's top 60 rows lie above the photo
+    above = crop[:55].astype(float)
+    assert above.max() < 80  # a mirror would show the bright rows 10.. as rows above -10
+    assert np.abs(np.diff(above[:20, :, 0], axis=1)).max() < 6  # far out, the streaks are blurred away
+    assert np.array_equal(crop[70:], photo[10:240])  # inside the photo: the photo itself
+
+
+def test_a_crop_a_little_wider_than_the_photo_shrinks_onto_it() -> None:
+    from facetalk.face.rig import FIT_SHRINK, _keep_inside
+
+    cx, cy, side = _keep_inside(400.0, 330.0, 743.0, (720, 720))  # img03's: 3 % wider than the photo
+    assert (cx, cy, side) == (360.0, 360.0, 720.0)
+    cx, cy, side = _keep_inside(300.0, 200.0, 1000.0, (720, 720))  # far wider: shrinks only so far ...
+    assert side == pytest.approx(1000.0 * FIT_SHRINK)
+    assert cx - side / 2 <= 0 and cx + side / 2 >= 720  # ... and covers the whole photo
+    assert cy - side / 2 <= 0 and cy + side / 2 >= 720
+
+
+def test_a_face_that_fills_the_photo_is_found(rig: FaceRig, portrait: np.ndarray) -> None:
+    """Cut inside the cheeks and the hairline, the face is missed by the detectors as they are; it is
+    found with the photo's edges carried outward, and the user is told how much is made up."""
+    from facetalk.face.detect import DETECT_MAX_SIDE, _detect, _downscale
+    from facetalk.pipeline import photo_notes
+
+    lm = landmarks_in_photo(rig)
+    x0, x1, y0, y1 = int(lm[234, 0]) + 10, int(lm[454, 0]) - 10, int(lm[10, 1]) + 10, int(lm[152, 1]) + 8
+    tight = np.ascontiguousarray(portrait[y0:y1, x0:x1])
+    assert not _detect(_downscale(tight, DETECT_MAX_SIDE)[0])
+    found = build_rig(tight)
+    assert abs(landmarks_in_photo(found)[1, 0] - landmarks_in_photo(rig)[1, 0] + x0) < 3  # the nose tip
+    assert any("--full-frame" in note for note in photo_notes(found, full_frame=False))
+    assert not photo_notes(found, full_frame=True) and not photo_notes(rig, full_frame=False)
+
+
+def test_a_face_cut_off_at_the_chin_is_refused(rig: FaceRig, portrait: np.ndarray) -> None:
+    lm = landmarks_in_photo(rig)
+    cut = np.ascontiguousarray(portrait[int(lm[10, 1]) - 60:int(lm[152, 1]) - 25])
+    with pytest.raises(FacetalkError, match="runs off the photo's edge .*chin"):
+        build_rig(cut)
 
 
 # --- real photos from the shared evaluation set (skipped where it is absent) -------------------

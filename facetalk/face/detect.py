@@ -18,6 +18,7 @@ from facetalk.face.landmarks import N_LANDMARKS
 
 DETECT_MAX_SIDE = 1024  # px: detection input size; faces stay well above the detector's minimum
 SURE_SCORE = 0.9  # detections at least this confident need no second opinion
+MARGIN = 0.3  # share of the photo's side added around it when no face is found without (find_faces)
 HAAR_SIDE = 320  # px: the second opinion looks at the face's surroundings at this size
 
 
@@ -76,8 +77,23 @@ def _mesh_boxes(image: np.ndarray) -> list[FaceBox]:
 
 
 def find_faces(photo: np.ndarray) -> list[FaceBox]:
-    """All faces in an RGB photo, largest first."""
+    """All faces in an RGB photo, largest first.
+
+    A face that fills the photo (a close selfie, a face cut out of a picture) is missed by the
+    detectors, which expect some head and shoulders around it: `img13` cut to 0.8 of the face's
+    width came out "no face"; with the edges carried on outward (MARGIN of the side each way) it
+    is found."""
     small, f = _downscale(photo, DETECT_MAX_SIDE)
+    boxes = _detect(small)
+    if not boxes:
+        pad = int(round(MARGIN * max(small.shape[:2])))
+        boxes = [FaceBox(b.cx - pad, b.cy - pad, b.side, b.score)
+                 for b in _detect(cv2.copyMakeBorder(small, pad, pad, pad, pad, cv2.BORDER_REPLICATE))]
+    boxes.sort(key=lambda b: -b.side)
+    return [FaceBox(b.cx / f, b.cy / f, b.side / f, b.score) for b in boxes]
+
+
+def _detect(small: np.ndarray) -> list[FaceBox]:
     h, w = small.shape[:2]
     mp = _mp()
     boxes: list[FaceBox] = []
@@ -96,9 +112,7 @@ def find_faces(photo: np.ndarray) -> list[FaceBox]:
                 break
     if not boxes:
         boxes = _mesh_boxes(small)
-    boxes = [b for b in _dedupe(boxes) if b.score >= SURE_SCORE or _haar_confirms(small, b)]
-    boxes.sort(key=lambda b: -b.side)
-    return [FaceBox(b.cx / f, b.cy / f, b.side / f, b.score) for b in boxes]
+    return [b for b in _dedupe(boxes) if b.score >= SURE_SCORE or _haar_confirms(small, b)]
 
 
 def _haar_confirms(image: np.ndarray, box: FaceBox) -> bool:
@@ -154,8 +168,13 @@ def mesh_landmarks(image: np.ndarray, max_faces: int = 1) -> list[np.ndarray]:
     return out
 
 
+OUTSIDE_BLUR = 0.03  # blur (sd, share of the crop side) of the crop where it leaves the photo
+OUTSIDE_RAMP = 0.025  # ... reached this far (share of the crop side) past the photo's edge
+
+
 def crop_square(photo: np.ndarray, cx: float, cy: float, side: float, out: int) -> tuple[np.ndarray, np.ndarray]:
-    """Resample the square (cx, cy, side) of `photo` to out x out, replicating edges outside.
+    """Resample the square (cx, cy, side) of `photo` to out x out; where it leaves the photo, the
+    photo's edge is carried on and blurred more the farther out (`_fill_outside`).
 
     Returns the crop and its 2x3 affine crop->photo. Area-averaging first keeps huge photos
     from aliasing when they are shrunk several times.
@@ -176,10 +195,36 @@ def crop_square(photo: np.ndarray, cx: float, cy: float, side: float, out: int) 
         s2 = scale * pre
         m = np.array([[s2, 0, x0], [0, s2, y0]], np.float64)
         crop = cv2.warpAffine(photo_src, m, (out, out), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                              borderMode=cv2.BORDER_REFLECT101)
+                              borderMode=cv2.BORDER_REPLICATE)
         crop_to_photo = np.array([[scale, 0, cx - side / 2], [0, scale, cy - side / 2]], np.float64)
-        return crop, crop_to_photo
+        return _fill_outside(crop, crop_to_photo, photo.shape), crop_to_photo
     m = np.array([[scale, 0, x0], [0, scale, y0]], np.float64)
     crop = cv2.warpAffine(photo, m, (out, out), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_REFLECT101)
-    return crop, m
+                          borderMode=cv2.BORDER_REPLICATE)
+    return _fill_outside(crop, m, photo.shape), m
+
+
+def beyond_photo(crop_to_photo: np.ndarray, size: int, shape: tuple[int, ...]) -> np.ndarray:
+    """(size, size) how far (crop px) each pixel of a square crop lies past the photo's edge; 0 on it."""
+    s, (x0, y0) = crop_to_photo[0, 0], crop_to_photo[:, 2]
+    centres = np.arange(size) + 0.5
+
+    def past(start: float, n: int) -> np.ndarray:
+        at = start + s * centres
+        return np.maximum(np.maximum(-at, at - n), 0.0) / s
+
+    return np.hypot(past(y0, shape[0])[:, None], past(x0, shape[1])[None, :])
+
+
+def _fill_outside(crop: np.ndarray, crop_to_photo: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The crop's pixels beyond the photo's edge (replicated edge rows: streaks) blended into a
+    blur of them over OUTSIDE_RAMP of the side: out of focus, the streaks read as the hair or the
+    background going on. A mirror (cv2's reflecting border) instead shows what is just inside the
+    edge upside down: over a head cut by the photo's top, a second hairline and a patch of forehead."""
+    size = crop.shape[0]
+    dist = beyond_photo(crop_to_photo, size, shape)
+    if not dist.any():
+        return crop
+    blurred = cv2.GaussianBlur(crop, (0, 0), OUTSIDE_BLUR * size)
+    wgt = np.clip(dist / (OUTSIDE_RAMP * size), 0.0, 1.0)[..., None]
+    return (crop * (1.0 - wgt) + blurred * wgt).round().astype(crop.dtype)

@@ -267,7 +267,7 @@ def _default_avatar(state: ServerState) -> StoredAvatar:
         return stored
     with state.rig_lock, resources.as_file(resources.files("facetalk.assets") / "portrait.png") as path:
         avatar = _crop_only(Avatar.from_image(path, size=state.config.size))
-    return state.avatars.set_default(avatar, jpeg(avatar.rig.image, PREVIEW_QUALITY), tuple(photo_notes(avatar.rig)))
+    return state.avatars.set_default(avatar, jpeg(avatar.rig.image, PREVIEW_QUALITY), tuple(photo_notes(avatar.rig, False)))
 
 
 def _analyse_upload(state: ServerState, data: bytes, name: str) -> StoredAvatar:
@@ -285,7 +285,7 @@ def _analyse_upload(state: ServerState, data: bytes, name: str) -> StoredAvatar:
                 avatar = _crop_only(Avatar.from_image(f.name, size=state.config.size))
         except FacetalkError as exc:
             raise HTTPException(422, _renamed(exc, f.name, name)) from None
-    return state.avatars.add(avatar, jpeg(avatar.rig.image, PREVIEW_QUALITY), tuple(photo_notes(avatar.rig)))
+    return state.avatars.add(avatar, jpeg(avatar.rig.image, PREVIEW_QUALITY), tuple(photo_notes(avatar.rig, False)))
 
 
 def _crop_only(avatar: Avatar) -> Avatar:
