@@ -24,7 +24,7 @@ from facetalk.face.ring import build_ring
 
 FACE_SHARE = 0.5  # face width as a share of the crop width
 CUT_TOLERANCE = 0.05  # share of the face's height a moving part may lie past the photo's edge
-FIT_SHRINK = 0.9  # a crop may shrink this far to stay on the photo (_keep_inside)
+FIT_SHRINK = 0.75  # a crop may shrink this far to stay on the photo (_keep_inside)
 MAX_SIZE = 2048  # px: larger crops would not render in real time and need GBs of maps
 PIVOT_CM = np.array([0.0, -2.0, -4.0])  # head rotation centre in the canonical frame (upper neck)
 
@@ -78,11 +78,13 @@ def _face_box_from_landmarks(pts: np.ndarray) -> tuple[float, float, float]:
 
 
 def _keep_inside(cx: float, cy: float, side: float, shape: tuple[int, ...]) -> tuple[float, float, float]:
-    """Keep the crop on the photo: an off-centre or slightly larger face beats a frame edge filled
-    with made-up pixels. A crop up to 1/FIT_SHRINK of the photo's shorter side shrinks to it (a
-    face that all but fills the photo: `img03`'s crop came out 3 % wider than the photo, 46 px of the
-    frame above his hair made up); then it slides inside the photo, or, where it is still wider,
-    covers the photo's whole width (height) with the face as near its centre as that allows."""
+    """Keep the crop on the photo: an off-centre or larger face beats a frame edge filled with
+    made-up pixels. A crop up to 1/FIT_SHRINK of the photo's shorter side shrinks to it (a face
+    that all but fills the photo: `img03`'s crop came out 3 % wider than the photo, 46 px of the
+    frame above his hair made up; a selfie cut at the hairline had a blurred dome of forehead over
+    half the frame's height, a third with the crop shrunk), the face then filling up to two thirds
+    of the frame's width; then it slides inside the photo, or, where it is still wider, covers the
+    photo's whole width (height) with the face as near its centre as that allows."""
     h, w = shape[:2]
     side = min(side, max(min(h, w), side * FIT_SHRINK))
     cx = float(np.clip(cx, *sorted((side / 2, w - side / 2))))
