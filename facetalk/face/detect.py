@@ -80,9 +80,9 @@ def find_faces(photo: np.ndarray) -> list[FaceBox]:
     """All faces in an RGB photo, largest first.
 
     A face that fills the photo (a close selfie, a face cut out of a picture) is missed by the
-    detectors, which expect some head and shoulders around it: `img13` cut to 0.8 of the face's
-    width came out "no face"; with the edges carried on outward (MARGIN of the side each way) it
-    is found."""
+    detectors, which expect some head and shoulders around it: the built-in portrait cut inside
+    its cheeks and hairline came out "no face" (tests/test_face.py); with the edges carried on
+    outward (MARGIN of the side each way) it is found."""
     small, f = _downscale(photo, DETECT_MAX_SIDE)
     boxes = _detect(small)
     if not boxes:
