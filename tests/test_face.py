@@ -12,7 +12,7 @@ import pytest
 from facetalk.errors import FacetalkError
 from facetalk.face.pose import FLIP, HeadPose, fit_pose, rotation_matrix
 from facetalk.face.detect import crop_square
-from facetalk.face.rig import FaceRig, build_rig
+from facetalk.face.rig import FACE_SHARE as CROP_FACE_SHARE, FIT_SHRINK, FaceRig, _keep_inside, build_rig
 
 FACE_SHARE = (0.35, 0.65)
 
@@ -265,9 +265,7 @@ def test_photo_narrower_than_the_crop(portrait: np.ndarray) -> None:
     assert x0 < 0 and x0 + side > tight.shape[1]
     assert rig.image.shape == (512, 512, 3)
     assert abs(rig.landmarks[1, 0] - rig.size / 2) < 0.08 * rig.size
-    from facetalk.face.rig import FACE_SHARE as SHARE, FIT_SHRINK
-
-    assert SHARE < face_share(rig) < SHARE / FIT_SHRINK + 0.02  # the face fills more of a shrunk crop
+    assert CROP_FACE_SHARE < face_share(rig) < CROP_FACE_SHARE / FIT_SHRINK + 0.02  # it fills more of a shrunk crop
 
 
 def landmarks_in_photo(rig: FaceRig) -> np.ndarray:
@@ -289,8 +287,6 @@ def test_the_frame_past_the_photo_edge_is_not_a_mirror() -> None:
 
 
 def test_a_crop_a_little_wider_than_the_photo_shrinks_onto_it() -> None:
-    from facetalk.face.rig import FIT_SHRINK, _keep_inside
-
     cx, cy, side = _keep_inside(400.0, 330.0, 743.0, (720, 720))  # img03's: 3 % wider than the photo
     assert (cx, cy, side) == (360.0, 360.0, 720.0)
     cx, cy, side = _keep_inside(300.0, 200.0, 1000.0, (720, 720))  # far wider: shrinks only so far ...
