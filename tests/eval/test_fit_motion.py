@@ -4,6 +4,7 @@ without ../shared/eval); its model of how the evaluation reads a rendered head, 
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -86,3 +87,20 @@ def test_a_swept_turn_of_the_built_in_portrait_reads_as_a_turn(monkeypatch: pyte
     fit_motion = _fit_motion(monkeypatch)
     slopes = fit_motion.swept_slopes(ROOT / "facetalk" / "assets" / "portrait.png", DlibFace.load())
     assert slopes.shape == (3,) and np.all((slopes > 0.25) & (slopes < 2.0)), slopes
+
+
+def test_the_calibration_centres_the_median_clip(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Two tight-lipped speakers read far over (as v08 and v16 do) must not pull every other clip
+    under: the factor brings the median clip to 1, clips outside the fit and missing ratios aside."""
+    fit_motion = _fit_motion(monkeypatch)
+    ratios = [0.7, 0.8, 0.8, 0.9, 0.9, 2.5, 3.0]
+    assert fit_motion.typical_factor(ratios) == pytest.approx(1 / 0.9)
+    assert fit_motion.typical_factor([0.5, 2.0]) == pytest.approx(1.0)  # the median of logs: the geometric middle
+    assert fit_motion.typical_factor([]) == 1.0
+    clips = [{"name": f"c{i}", "ratios": {"mouth_open_sd": r, "brow_sd": None}} for i, r in enumerate(ratios)]
+    clips.append({"name": "held", "ratios": {"mouth_open_sd": 0.1}})
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"clips": clips}))
+    factors = fit_motion.calibration(report, [c["name"] for c in clips[:-1]])
+    assert factors["mouth_open_sd"] == pytest.approx(1 / 0.9)
+    assert factors["brow_sd"] == 1.0  # no ratio read: left as fitted
