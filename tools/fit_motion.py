@@ -13,8 +13,8 @@ features. Then, with the generator's structure fixed, its constants are solved f
   generator's coarticulation* (the blend is linear in the targets, `visemes.viseme_weights`), with
   the loudness gain's floor by a line search; least squares on noisy phones shrinks the motion
   towards its mean, so the opening coefficients are then scaled until the generated lip-gap spread
-  matches the real one (for the median clip, `typical_factor`); the level of a dip in the voice that shuts
-  the lips (`mouth.closure_gate`) is chosen on a grid by the same criterion as the coarticulation,
+  matches the real one for the median clip (`typical_factor`); the level of a dip in the voice that
+  shuts the lips (`mouth.closure_gate`) is chosen on a grid by the same criterion as the coarticulation,
   the lip gap's correlation with the real one, with the targets refitted through the gate;
 - head: how fast and how steeply the engagement (a slow follower of the voice activity) grows,
   and its floor, by a grid search; for each, the per-angle amplitude that makes the mean
@@ -28,8 +28,8 @@ A second, optional stage closes the loop through the renderer and the evaluation
 (dlib landmarks of the rendered video, not MediaPipe's of the real one): `--calibrate REPORT` takes
 the `report.json` of a `facetalk eval` run made with the constants this fit writes, and scales each
 amplitude by the factor that brings the median of its evaluation ratios (generated / real) over
-the clips of the fit to 1, so that the rendered face moves as far as the real one *as the evaluation sees both*. The
-head is refitted instead (structure and amplitudes) to the real spreads as the evaluation reads
+the clips of the fit to 1, so that the rendered face moves as far as the real one *as the
+evaluation sees both*. The head is refitted instead (structure and amplitudes) to the real spreads as the evaluation reads
 them: the two readings of the real clips differ per clip by up to x2.5 (v10: yaw 0.5 deg encoded,
 1.2 evaluated), and the engagement that predicts one does not predict the other. For that, per
 clip and angle, the slope of the evaluation's reading on a commanded angle is measured on a known
