@@ -24,19 +24,19 @@ features. Then, with the generator's structure fixed, its constants are solved f
   holds and how much of it calm speech keeps) that matches the spread of the real slow smile, the
   brow raise and the eye widening.
 
-A second, optional stage closes the loop through the renderer and the evaluation's own measure
-(dlib landmarks of the rendered video, not MediaPipe's of the real one): `--calibrate REPORT` takes
-the `report.json` of a `facetalk eval` run made with the constants this fit writes, and scales each
-amplitude by the factor that brings the median of its evaluation ratios (generated / real) over
-the clips of the fit to 1, so that the rendered face moves as far as the real one *as the
-evaluation sees both*. The head is refitted instead (structure and amplitudes) to the real spreads as the evaluation reads
-them: the two readings of the real clips differ per clip by up to x2.5 (v10: yaw 0.5 deg encoded,
-1.2 evaluated), and the engagement that predicts one does not predict the other. For that, per
-clip and angle, the slope of the evaluation's reading on a commanded angle is measured on a known
-sweep rendered from the clip's photo (0.3-1.2, depending on the face), and the residual it reads
-besides (the floor a still head shows) on the rendered video of the report, set against the track
-that made it; the fitted head is the one whose predicted reading, hypot(slope * spread, floor), is
-closest to the real clip's in RMS log ratio:
+A second, optional stage closes the loop through the renderer and the evaluation's own measure (dlib
+landmarks of the rendered video, not MediaPipe's of the real one): `--calibrate REPORT` takes the
+`report.json` of a `facetalk eval` run made with the constants this fit writes, and scales each
+amplitude by the factor that brings the median of its evaluation ratios (generated / real) over the
+clips of the fit to 1, so that the rendered face moves as far as the real one *as the evaluation
+sees both*. The head is refitted instead (structure and amplitudes) to the real spreads as the
+evaluation reads them: the two readings of the real clips differ per clip by up to x2.5 (v10: yaw
+0.5 deg encoded, 1.2 evaluated), and the engagement that predicts one does not predict the other.
+For that, per clip and angle, the slope of the evaluation's reading on a commanded angle is measured
+on a known sweep rendered from the clip's photo (0.3-1.2, depending on the face), and the residual
+it reads besides (the floor a still head shows) on the rendered video of the report, set against the
+track that made it; the fitted head is the one whose predicted reading, hypot(slope * spread,
+floor), is closest to the real clip's in RMS log ratio:
 
     .venv/bin/python tools/fit_motion.py --write
     .venv/bin/facetalk eval --videos ../shared/eval/video_real --out /tmp/fit_eval
